@@ -1,0 +1,1 @@
+"""syncd: task notifications and Google Calendar sync for a CRM."""

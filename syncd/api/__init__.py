@@ -1,0 +1,1 @@
+"""The HTTP layer: thin routers over syncd.service, auth, and error mapping."""

@@ -1,0 +1,1 @@
+"""One module per delivery channel; each provides a Sender (see base.py)."""

@@ -1,0 +1,1 @@
+"""The pure domain: values and rules, no I/O. Nothing here imports store/, api/ or Google."""

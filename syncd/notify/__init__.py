@@ -1,0 +1,1 @@
+"""Applies rule decisions: center entries, deliveries, timers, the unread counter, live events."""

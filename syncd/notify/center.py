@@ -1,0 +1,174 @@
+"""Applies a rules Decision inside the caller's transaction: entries, deliveries and timers.
+
+Every insert is keyed (N11): an entry by (user, task, kind, occurrence), a delivery by
+(entry, channel), a job by its idempotency key. Re-applying the same decision, on any node,
+after any crash, adds nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+
+from sqlalchemy import select, update
+from sqlmodel import Session
+
+from syncd.domain import messages, rules
+from syncd.domain.model import Channel, Kind, Recipient
+from syncd.domain.model import Task as TaskValue
+from syncd.jobs import queue
+from syncd.store.db import Database
+from syncd.store.tables import Delivery, Entry, Task, User
+
+TIMER_JOB = "timer"
+DELIVER_JOB = "deliver"
+
+
+@dataclass
+class Changes:
+    """What a transaction did to the centers, published as live events after it commits."""
+
+    created: list[Entry] = field(default_factory=list)
+    removed: dict[str, list[int]] = field(default_factory=dict)
+    read: set[str] = field(default_factory=set)
+    earliest_job: datetime | None = None
+
+    def job_at(self, at: datetime) -> None:
+        if self.earliest_job is None or at < self.earliest_job:
+            self.earliest_job = at
+
+    @property
+    def users(self) -> set[str]:
+        return {e.user_id for e in self.created} | set(self.removed) | self.read
+
+
+def recipient(user: User) -> Recipient:
+    return Recipient(
+        id=user.id, timezone=user.timezone, locale=user.locale,
+        all_day_notify_at=time.fromisoformat(user.all_day_notify_at),
+        preferences=user.preferences,
+    )
+
+
+def task_value(row: Task) -> TaskValue:
+    return TaskValue(
+        id=row.id, text=row.text, type=row.type, author_id=row.author_id,
+        responsible_id=row.responsible_id, due_at=row.due_at, due_date=row.due_date,
+        completed_at=row.completed_at, completed_by=row.completed_by,
+        assignment_seq=row.assignment_seq,
+    )
+
+
+def group(task_id: str) -> str:
+    return f"task:{task_id}"
+
+
+class Center:
+    def __init__(self, db: Database, policy: rules.Policy) -> None:
+        self.db = db
+        self.policy = policy
+
+    def apply(self, session: Session, decision: rules.Decision, task: Task, now: datetime,
+              changes: Changes) -> None:
+        for w in decision.withdraw:
+            self.withdraw(session, w, now, changes)
+        for note in decision.notify:
+            self.notify(session, note, task, now, changes)
+        for timer in decision.timers:
+            self.set_timer(session, timer, now, changes)
+
+    def set_timer(self, session: Session, timer: rules.Timer, now: datetime,
+                  changes: Changes) -> None:
+        key = f"timer:{timer.kind}:{timer.task_id}:{timer.user_id}:{timer.occurrence}"
+        payload = {"kind": timer.kind.value, "user_id": timer.user_id,
+                   "task_id": timer.task_id, "occurrence": timer.occurrence}
+        if queue.enqueue(self.db, session, kind=TIMER_JOB, key=key, due_at=timer.at,
+                         payload=payload, group=group(timer.task_id), now=now):
+            changes.job_at(timer.at)
+
+    def withdraw(self, session: Session, w: rules.Withdraw, now: datetime,
+                 changes: Changes) -> None:
+        kinds = {k.value for k in w.kinds}
+        where = {"user_id": w.user_id} if w.user_id else {}
+        for kind in kinds & {k.value for k in rules.TIMER_KINDS}:
+            queue.cancel(session, group(w.task_id), now, kinds={TIMER_JOB},
+                         where={**where, "kind": kind})
+        if not w.remove_entries:
+            return
+        stmt = (update(Entry)
+                .where(Entry.task_id == w.task_id, Entry.kind.in_(kinds),
+                       Entry.removed_at.is_(None))
+                .values(removed_at=now).returning(Entry.id, Entry.user_id))
+        if w.user_id:
+            stmt = stmt.where(Entry.user_id == w.user_id)
+        removed = session.execute(stmt).all()
+        if not removed:
+            return
+        ids = [entry_id for entry_id, _ in removed]
+        for entry_id, user_id in removed:
+            changes.removed.setdefault(user_id, []).append(entry_id)
+        session.execute(update(Delivery).where(Delivery.entry_id.in_(ids),
+                                               Delivery.state == "pending")
+                        .values(state="cancelled", reason="entry removed"))
+
+    def notify(self, session: Session, note: rules.Notify, task: Task | None, now: datetime,
+               changes: Changes) -> Entry | None:
+        """Record the entry (once, N11) and one delivery per channel the rules allow."""
+        user = session.get(User, note.user_id)
+        if user is None:
+            return None
+        who = recipient(user)
+        actor = session.get(User, note.actor_id) if note.actor_id else None
+        title, body = messages.render(
+            note.kind, who.locale,
+            task_type=task.type if task else "", text=task.text if task else "",
+            deadline=messages.format_deadline(task.due_at if task else None,
+                                              task.due_date if task else None,
+                                              who.timezone, who.locale),
+            actor_name=(actor.name or actor.id) if actor else "",
+        )
+        row = dict(user_id=note.user_id, task_id=note.task_id, kind=note.kind.value,
+                   occurrence=note.occurrence, actor_id=note.actor_id,
+                   center_only=note.center_only, title=title, body=body, created_at=now)
+        if not self.db.insert_ignore(session, Entry, [row],
+                                     conflict=["user_id", "task_id", "kind", "occurrence"]):
+            return None
+        entry = session.execute(select(Entry).where(
+            Entry.user_id == note.user_id, Entry.task_id == note.task_id,
+            Entry.kind == note.kind.value, Entry.occurrence == note.occurrence)).scalar_one()
+        changes.created.append(entry)
+        deadline = rules.due_instant(task_value(task), who) if task else None
+        for channel in rules.channels_for(note, who):
+            at = (rules.email_send_at(note, now, deadline, self.policy)
+                  if channel is Channel.EMAIL else now)
+            self._deliver(session, entry, user, channel, task, at, now, changes)
+        return entry
+
+    def _deliver(self, session: Session, entry: Entry, user: User, channel: Channel,
+                 task: Task | None, at: datetime, now: datetime, changes: Changes) -> None:
+        address = user.email if channel is Channel.EMAIL else user.id
+        payload = {
+            "entry_id": entry.id, "kind": entry.kind, "task_id": entry.task_id,
+            "title": entry.title, "body": entry.body, "locale": user.locale,
+            "timezone": user.timezone, "task_type": task.type if task else None,
+            "task_text": task.text if task else None, "entity_url": task.entity_url if task else None,
+            "due_at": task.due_at.isoformat() if task and task.due_at else None,
+            "due_date": _iso(task.due_date) if task else None,
+        }
+        delivery = Delivery(entry_id=entry.id, user_id=user.id, channel=channel.value,
+                            recipient=address, payload=payload, send_after=at, created_at=now)
+        if channel is Channel.EMAIL and not address:
+            delivery.state, delivery.reason = "skipped", "user has no email address"
+        session.add(delivery)
+        session.flush()
+        if delivery.state == "pending":
+            queue.enqueue(self.db, session, kind=DELIVER_JOB, key=f"deliver:{delivery.id}",
+                          due_at=at, payload={"delivery_id": delivery.id},
+                          group=group(entry.task_id), now=now)
+            changes.job_at(at)
+
+
+def _iso(d: date | None) -> str | None:
+    return d.isoformat() if d else None
+
+

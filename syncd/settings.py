@@ -1,0 +1,167 @@
+"""Settings: `settings.yaml` (path from SYNCD_SETTINGS) overridden by SYNCD_<SECTION>__<KEY>."""
+
+from __future__ import annotations
+
+import os
+from datetime import time
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+DEFAULT_SETTINGS_FILE = "settings.yaml"
+
+
+class HttpSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    public_url: str = "http://127.0.0.1:8080"
+
+
+class DatabaseSettings(BaseModel):
+    # Empty means SQLite at <state_dir>/syncd.db.
+    url: str = ""
+
+
+class ApiSettings(BaseModel):
+    keys: list[str] = Field(default_factory=list)
+
+    @field_validator("keys")
+    @classmethod
+    def _long_enough(cls, keys: list[str]) -> list[str]:
+        for key in keys:
+            if len(key) < 16:
+                raise ValueError("each API key must be at least 16 characters")
+        return keys
+
+
+def _check_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {name!r}") from exc
+    return name
+
+
+class NotifySettings(BaseModel):
+    due_soon_minutes: int = Field(5, ge=0, le=1440)
+    email_grace_seconds: int = Field(60, ge=0, le=3600)
+    all_day_notify_at: time = time(9, 0)
+    default_timezone: str = "UTC"
+    default_locale: Literal["en", "ru"] = "en"
+
+    _tz = field_validator("default_timezone")(_check_timezone)
+
+
+class EmailSettings(BaseModel):
+    smtp_host: str = ""
+    smtp_port: int = Field(25, ge=1, le=65535)
+    starttls: bool = False
+    tls: bool = False
+    username: str = ""
+    password: str = ""
+    from_address: str = "syncd@localhost"
+
+
+class WebPushSettings(BaseModel):
+    vapid_private_key: str = ""
+    vapid_subject: str = "mailto:admin@localhost"
+
+
+class FcmSettings(BaseModel):
+    service_account_file: str = ""
+    base_url: str = "https://fcm.googleapis.com"
+
+
+class GoogleSettings(BaseModel):
+    client_file: str = "credentials/google-client.json"
+    token_key_file: str = "credentials/token.key"
+    api_endpoint: str = "https://www.googleapis.com"
+    auth_uri: str = "https://accounts.google.com/o/oauth2/auth"
+    token_uri: str = "https://oauth2.googleapis.com/token"
+    calendar_name: str = "CRM tasks"
+    event_minutes: int = Field(30, ge=1, le=1440)
+    reminders: list[int] = Field(default_factory=lambda: [5], max_length=5)
+    webhook_url: str = ""
+    poll_seconds: int = Field(60, ge=5)
+    backfill_days: int = Field(7, ge=0)
+    completed: Literal["mark", "delete"] = "mark"
+    done_marks: list[str] = Field(default_factory=lambda: ["✓", "✔", "☑", "[x]"])
+    done_color: str = "8"
+    on_event_deleted: Literal["complete", "unlink", "restore"] = "complete"
+    keep_calendar_on_disconnect: bool = False
+    quota_pause_minutes: int = Field(60, ge=1)
+
+
+class JobSettings(BaseModel):
+    # The worker never sleeps longer than this, so other nodes' jobs are seen promptly.
+    max_sleep_seconds: float = Field(1.0, gt=0, le=60)
+    batch_size: int = Field(200, ge=1, le=5000)
+    lease_seconds: int = Field(60, ge=5)
+    max_attempts: int = Field(12, ge=1)
+    backoff_base_seconds: float = Field(2.0, gt=0)
+    backoff_max_seconds: float = Field(3600.0, gt=0)
+
+
+class LogSettings(BaseModel):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    json_format: bool = Field(True, alias="json")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SYNCD_", env_nested_delimiter="__", extra="forbid", populate_by_name=True
+    )
+
+    state_dir: Path = Path("state")
+    http: HttpSettings = HttpSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    api: ApiSettings = ApiSettings()
+    notify: NotifySettings = NotifySettings()
+    email: EmailSettings = EmailSettings()
+    webpush: WebPushSettings = WebPushSettings()
+    fcm: FcmSettings = FcmSettings()
+    google: GoogleSettings = GoogleSettings()
+    jobs: JobSettings = JobSettings()
+    log: LogSettings = LogSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = os.environ.get("SYNCD_SETTINGS", DEFAULT_SETTINGS_FILE)
+        return (init_settings, env_settings, YamlConfigSettingsSource(settings_cls, yaml_file=path))
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite:///{self.state_dir / 'syncd.db'}"
+
+
+class SettingsError(Exception):
+    """A bad setting; the message names every offending key."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    path = os.environ.get("SYNCD_SETTINGS")
+    if path and not Path(path).is_file():
+        raise SettingsError(f"SYNCD_SETTINGS: no such file {path!r}")
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            key = ".".join(str(part) for part in err["loc"])
+            lines.append(f"setting {key}: {err['msg']}")
+        raise SettingsError("\n".join(lines)) from None
