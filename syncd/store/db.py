@@ -9,7 +9,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, literal_column
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel
 
@@ -77,7 +77,8 @@ class Database:
             return 0
         dialect = postgresql if self.is_postgres else sqlite
         stmt = dialect.insert(model).values(rows).on_conflict_do_nothing(index_elements=conflict)
-        return session.execute(stmt).rowcount or 0
+        # RETURNING, because rowcount is unreliable for INSERT … ON CONFLICT across drivers.
+        return len(session.execute(stmt.returning(literal_column("1"))).all())
 
     def upsert(self, session: Session, model: type[SQLModel], row: dict, conflict: list[str],
                update: dict, only_if: Any) -> int:
@@ -85,7 +86,7 @@ class Database:
         dialect = postgresql if self.is_postgres else sqlite
         stmt = dialect.insert(model).values(row)
         stmt = stmt.on_conflict_do_update(index_elements=conflict, set_=update, where=only_if)
-        return session.execute(stmt).rowcount or 0
+        return len(session.execute(stmt.returning(literal_column("1"))).all())
 
     def upgrade(self) -> None:
         """Apply every Alembic migration (idempotent)."""

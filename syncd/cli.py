@@ -1,0 +1,170 @@
+"""The `syncd` command."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from datetime import date, datetime
+from typing import Annotated, Optional
+
+import typer
+
+from syncd.settings import Settings, SettingsError, load_settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Task notifications and "
+                  "Google Calendar sync for a CRM.")
+db_app = typer.Typer(no_args_is_help=True, help="The database.")
+users_app = typer.Typer(no_args_is_help=True, help="Users (admin).")
+tasks_app = typer.Typer(no_args_is_help=True, help="Tasks (admin).")
+app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+app.add_typer(tasks_app, name="tasks")
+
+
+def settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        typer.echo(f"syncd: bad configuration\n{exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def node(migrate: bool = True):  # noqa: ANN201 (import kept lazy: `check-config` stays fast)
+    from syncd.daemon import build
+
+    s = settings()
+    return build(s, migrate=migrate)
+
+
+def out(data: object) -> None:
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+@app.command("check-config")
+def check_config() -> None:
+    """Validate settings.yaml and SYNCD_* overrides; print the effective settings (secrets masked)."""
+    s = settings()
+    data = s.model_dump(mode="json", by_alias=True)
+    data["email"]["password"] = "***" if s.email.password else ""
+    data["api"]["keys"] = [k[:4] + "…" for k in s.api.keys]
+    out(data)
+
+
+@app.command()
+def run(workers: Annotated[int, typer.Option(help="Worker threads.")] = 2) -> None:
+    """Run the daemon: HTTP API and workers, until SIGTERM."""
+    from syncd import logs
+    from syncd.server import NodeServer
+
+    s = settings()
+    logs.setup(s.log)
+    n = node()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    NodeServer(n, s.http.host, s.http.port, workers).run(stop)
+
+
+@app.command()
+def status() -> None:
+    """Job queue figures and counts of users and tasks."""
+    from sqlalchemy import func, select
+
+    from syncd.jobs import queue
+    from syncd.store.tables import Task, User
+
+    n = node()
+    with n.db.read() as s:
+        users = s.execute(select(func.count()).select_from(User)).scalar_one()
+        tasks = s.execute(select(func.count()).select_from(Task)
+                          .where(Task.deleted_at.is_(None))).scalar_one()
+    out({"database": n.db.dialect, "users": users, "tasks": tasks,
+         "jobs": queue.counts(n.db, n.clock.now())})
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the database migrations."""
+    n = node(migrate=False)
+    n.db.upgrade()
+    typer.echo(f"database at head ({n.db.dialect})")
+
+
+@users_app.command("put")
+def users_put(user_id: str, name: str = "", email: str = "",
+              timezone: Optional[str] = None, locale: Optional[str] = None) -> None:
+    """Create or update a user."""
+    from syncd.api.schemas import UserIn
+
+    data = UserIn(name=name or None, email=email or None, timezone=timezone, locale=locale)
+    user = node().service.put_user(user_id, data.model_dump(exclude_none=True))
+    out(user.model_dump())
+
+
+@users_app.command("show")
+def users_show(user_id: str) -> None:
+    out(node().service.get_user(user_id).model_dump())
+
+
+@users_app.command("token")
+def users_token(user_id: str) -> None:
+    """Issue a user token (for the web page or a user's own API calls)."""
+    typer.echo(node().service.issue_token(user_id))
+
+
+@tasks_app.command("put")
+def tasks_put(task_id: str, actor: str, text: Optional[str] = None,
+              responsible: Optional[str] = None, due_at: Optional[datetime] = None,
+              due_date: Optional[str] = None, type: Optional[str] = None) -> None:
+    """Create or update a task (due_at needs an offset, e.g. 2026-12-01T10:00:00+01:00)."""
+    from syncd.api.schemas import TaskIn
+
+    body = TaskIn(actor_id=actor, text=text, responsible_id=responsible, due_at=due_at,
+                  due_date=date.fromisoformat(due_date) if due_date else None, type=type)
+    fields = body.model_dump(exclude_none=True)
+    actor_id = fields.pop("actor_id")
+    out(node().service.upsert_task(task_id, fields, actor_id).model_dump())
+
+
+@tasks_app.command("complete")
+def tasks_complete(task_id: str, by: str) -> None:
+    out(node().service.complete_task(task_id, by).model_dump())
+
+
+@tasks_app.command("delete")
+def tasks_delete(task_id: str) -> None:
+    node().service.delete_task(task_id)
+    typer.echo(f"deleted {task_id}")
+
+
+@tasks_app.command("show")
+def tasks_show(task_id: str) -> None:
+    out(node().service.get_task(task_id).model_dump())
+
+
+@app.command()
+def emulator(host: str = "127.0.0.1", port: int = 8090,
+             state_file: Annotated[Optional[str], typer.Option(help="Save state here.")] = None
+             ) -> None:
+    """Run the Google Calendar v3 + OAuth 2.0 emulator."""
+    from syncd.emulator.server import serve
+
+    serve(host, port, state_file=state_file)
+
+
+def main() -> None:
+    try:
+        app()
+    except Exception as exc:  # typer prints tracebacks by default; an admin wants one line
+        from syncd.errors import SyncdError
+
+        if isinstance(exc, SyncdError):
+            typer.echo(f"syncd: {exc.message}", err=True)
+            sys.exit(1)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""Shared fixtures: databases on both backends, a node on a manual clock, an API client."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from syncd.api.app import create_app
+from syncd.clock import ManualClock
+from syncd.daemon import Node, build
+from syncd.settings import Settings
+from tests.support.postgres import Postgres, pg_bin
+
+API_KEY = "test-api-key-0123456789"
+START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)  # a Monday
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    if pg_bin() is None:
+        pytest.skip("PostgreSQL binaries (pg_ctl) are not installed on this machine")
+    pg = Postgres().start()
+    yield pg
+    pg.stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database URL: the test runs once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'syncd.db'}"
+    return request.getfixturevalue("postgres").create_database()
+
+
+def make_settings(tmp_path: Path, url: str = "", **overrides: object) -> Settings:
+    base: dict = dict(state_dir=tmp_path, database={"url": url}, api={"keys": [API_KEY]},
+                      log={"level": "WARNING", "json": False})
+    base.update(overrides)
+    return Settings(**base)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(START)
+
+
+@pytest.fixture
+def node(tmp_path: Path, clock: ManualClock) -> Iterator[Node]:
+    n = build(make_settings(tmp_path), clock)
+    yield n
+    n.db.dispose()
+
+
+@dataclass
+class Api:
+    """A CRM-side client on a node whose clock the test moves."""
+
+    client: TestClient
+    node: Node
+    clock: ManualClock
+
+    def headers(self, token: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token or API_KEY}"}
+
+    def req(self, method: str, path: str, token: str | None = None, **kw):  # noqa: ANN201
+        return self.client.request(method, path, headers=self.headers(token), **kw)
+
+    def user(self, user_id: str, **fields: object) -> dict:
+        fields.setdefault("name", user_id.title())
+        fields.setdefault("email", f"{user_id}@example.com")
+        r = self.req("PUT", f"/v1/users/{user_id}", json=fields)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def task(self, task_id: str, actor: str, **fields: object) -> dict:
+        r = self.req("PUT", f"/v1/tasks/{task_id}", json={"actor_id": actor, **fields})
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def entries(self, user_id: str, **params: object) -> list[dict]:
+        r = self.req("GET", f"/v1/users/{user_id}/notifications", params={"limit": 200, **params})
+        assert r.status_code == 200, r.text
+        return r.json()["items"]
+
+    def unread(self, user_id: str) -> int:
+        return self.req("GET", f"/v1/users/{user_id}/notifications/unread-count").json()["count"]
+
+    def advance(self, **delta: float) -> int:
+        """Move the clock and run every job now due; returns how many ran."""
+        self.clock.advance(**delta)
+        return self.node.worker.run_due()
+
+    def deliveries(self, user_id: str | None = None) -> list:
+        from sqlmodel import select
+
+        from syncd.store.tables import Delivery, Entry
+
+        with self.node.db.read() as s:
+            stmt = select(Delivery, Entry).join(Entry, Entry.id == Delivery.entry_id)
+            if user_id:
+                stmt = stmt.where(Delivery.user_id == user_id)
+            return [(d.channel, e.kind, d.state, d.user_id) for d, e in s.execute(stmt).all()]
+
+
+@pytest.fixture
+def api(node: Node, clock: ManualClock) -> Iterator[Api]:
+    with TestClient(create_app(node)) as client:
+        yield Api(client, node, clock)
