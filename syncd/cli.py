@@ -54,17 +54,36 @@ def check_config() -> None:
 
 @app.command()
 def run(workers: Annotated[int, typer.Option(help="Worker threads.")] = 2) -> None:
-    """Run the daemon: HTTP API and workers, until SIGTERM."""
-    from syncd import logs
-    from syncd.server import NodeServer
+    """Run the daemon: HTTP API and workers, until SIGTERM (systemd Type=notify aware)."""
+    import os
 
-    s = settings()
+    from syncd import logs
+    from syncd.daemon import build
+    from syncd.server import NodeServer, log_uncaught_thread_errors, mask_secrets
+    from syncd.systemd import Notifier
+
+    notifier = Notifier()  # a no-op unless systemd passed $NOTIFY_SOCKET
+    try:
+        s = load_settings()
+    except SettingsError as exc:
+        notifier.status("bad configuration: " + str(exc).replace("\n", "; "))
+        typer.echo(f"syncd: bad configuration\n{exc}", err=True)
+        raise typer.Exit(2) from None
     logs.setup(s.log)
-    n = node()
+    mask_secrets(s)
+    log_uncaught_thread_errors()
     stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if stop.is_set():  # a second Ctrl-C: leave now (claimed jobs come back via their lease)
+            os._exit(128 + signum)
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    NodeServer(n, s.http.host, s.http.port, workers).run(stop)
+        signal.signal(sig, on_signal)
+    notifier.status("starting: database migrations")
+    n = build(s)
+    NodeServer(n, s.http.host, s.http.port, workers, notifier=notifier).run(stop)
 
 
 @app.command()

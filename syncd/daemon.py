@@ -7,8 +7,15 @@ import os
 import socket
 from dataclasses import dataclass, field
 
+from syncd.channels.setup import register_senders
 from syncd.clock import Clock, SystemClock
+from syncd.gcal.mirror import PULL_JOB, PUSH_JOB, SETUP_JOB, WATCH_JOB, Mirror
+from syncd.gcal.pull import Puller
+from syncd.gcal.push import Pusher
+from syncd.gcal.watch import Watcher
+from syncd.health import WorkerProbe
 from syncd.jobs.worker import Worker
+from syncd.metrics import Metrics
 from syncd.notify.center import DELIVER_JOB, TIMER_JOB
 from syncd.notify.deliver import Deliverer
 from syncd.notify.hub import Hub
@@ -29,6 +36,10 @@ class Node:
     service: Service
     deliverer: Deliverer
     name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    metrics: Metrics = field(default_factory=Metrics)  # this node's own Prometheus registry
+    probe: WorkerProbe | None = None  # worker progress, for /healthz and the watchdog
+    mirror: Mirror | None = None  # the Google Calendar mirror (SPEC §5)
+    watcher: Watcher | None = None
 
 
 def build(settings: Settings, clock: Clock | None = None, *, migrate: bool = True) -> Node:
@@ -43,4 +54,15 @@ def build(settings: Settings, clock: Clock | None = None, *, migrate: bool = Tru
     deliverer = Deliverer(db, clock)
     worker.register(TIMER_JOB, service.fire_timer)
     worker.register(DELIVER_JOB, deliverer)
-    return Node(settings, clock, db, hub, worker, service, deliverer, name)
+    register_senders(deliverer, settings, db, clock)  # email, Web Push, FCM (issue 5)
+    node = Node(settings, clock, db, hub, worker, service, deliverer, name,
+                probe=WorkerProbe(worker))
+    node.metrics.watch(node)
+    node.mirror = mirror = Mirror(service, settings)
+    node.watcher = Watcher(mirror)
+    worker.register(SETUP_JOB, mirror.setup)
+    worker.register(PUSH_JOB, Pusher(mirror))
+    worker.register(PULL_JOB, Puller(mirror))
+    worker.register(WATCH_JOB, node.watcher)
+    service.on_timer_fired = node.metrics.timer_fired
+    return node

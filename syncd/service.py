@@ -57,6 +57,12 @@ class Service:
         self.policy = rules.Policy(due_soon=timedelta(minutes=n.due_soon_minutes),
                                    email_grace=timedelta(seconds=n.email_grace_seconds))
         self.center = Center(db, self.policy)
+        # Called in the transaction of every task change with (session, task id, users
+        # concerned, now); a listener returns when its follow-up job is due, or None.
+        self.task_listeners: list[Callable[[Session, str, set[str], datetime],
+                                           datetime | None]] = []
+        # Called after a timer created center entries (the metrics' notification lag).
+        self.on_timer_fired: Callable[[ClaimedJob, list[Entry]], None] | None = None
 
     # -- after commit -------------------------------------------------------------------
 
@@ -153,32 +159,47 @@ class Service:
             return self._upsert_task(task_id, fields, actor_id)
 
     def _upsert_task(self, task_id: str, fields: dict[str, Any], actor_id: str) -> Task:
-        now = self.clock.now()
         changes = Changes()
         with self.db.transaction() as s:
-            row = s.execute(select(Task).where(Task.id == task_id).with_for_update()).scalar()
-            if row is not None and row.deleted_at is not None:
-                raise Conflict(f"task {task_id!r} was deleted", field="id")
-            self._require_users(s, {"actor_id": actor_id, **{
-                k: fields[k] for k in ("author_id", "responsible_id", "completed_by")
-                if fields.get(k) is not None}})
-            before = task_value(row) if row else None
-            if row is None:
-                for required in ("text", "responsible_id"):
-                    if fields.get(required) is None:
-                        raise InvalidInput(f"{required} is required for a new task", required)
-                row = Task(id=task_id, text=fields["text"], type=fields.get("type") or "task",
-                           author_id=fields.get("author_id") or actor_id,
-                           responsible_id=fields["responsible_id"], created_at=now,
-                           updated_at=now)
-            changed = _assign(row, fields, now, actor_id)
-            if before is not None and not changed:
-                return row  # N11: the same upsert again changes nothing
-            s.add(row)
-            s.flush()
-            self._decide(s, before, row, actor_id, now, changes)
+            row = self.change_task(s, task_id, fields, actor_id, self.clock.now(), changes)
         self.publish(changes)
         return row
+
+    def change_task(self, s: Session, task_id: str, fields: dict[str, Any], actor_id: str,
+                    now: datetime, changes: Changes) -> Task:
+        """One task change inside the caller's transaction: the row, the rules' decisions and
+        the listeners (the calendar outbox), all or nothing."""
+        row = s.execute(select(Task).where(Task.id == task_id).with_for_update()).scalar()
+        if row is not None and row.deleted_at is not None:
+            raise Conflict(f"task {task_id!r} was deleted", field="id")
+        self._require_users(s, {"actor_id": actor_id, **{
+            k: fields[k] for k in ("author_id", "responsible_id", "completed_by")
+            if fields.get(k) is not None}})
+        before = task_value(row) if row else None
+        if row is None:
+            for required in ("text", "responsible_id"):
+                if fields.get(required) is None:
+                    raise InvalidInput(f"{required} is required for a new task", required)
+            row = Task(id=task_id, text=fields["text"], type=fields.get("type") or "task",
+                       author_id=fields.get("author_id") or actor_id,
+                       responsible_id=fields["responsible_id"], created_at=now,
+                       updated_at=now)
+        changed = _assign(row, fields, now, actor_id)
+        if before is not None and not changed:
+            return row  # N11: the same upsert again changes nothing
+        s.add(row)
+        s.flush()
+        self._decide(s, before, row, actor_id, now, changes)
+        users = {row.responsible_id} | ({before.responsible_id} if before else set())
+        self._tell_listeners(s, row.id, users, now, changes)
+        return row
+
+    def _tell_listeners(self, s: Session, task_id: str, users: set[str], now: datetime,
+                        changes: Changes) -> None:
+        for listener in self.task_listeners:
+            at = listener(s, task_id, users, now)
+            if at is not None:
+                changes.job_at(at)
 
     def _decide(self, s: Session, before: Any, row: Task, actor_id: str, now: datetime,
                 changes: Changes) -> None:
@@ -215,6 +236,7 @@ class Service:
             row.deleted_at = row.updated_at = now
             s.add(row)
             self.center.apply(s, rules.on_delete(task_value(row)), row, now, changes)
+            self._tell_listeners(s, row.id, {row.responsible_id}, now, changes)
         self.publish(changes)
 
     def get_task(self, task_id: str) -> Task:
@@ -257,6 +279,8 @@ class Service:
             if note is not None:
                 self.center.notify(s, note, row, now, changes)
         self.publish(changes)
+        if self.on_timer_fired is not None and changes.created:
+            self.on_timer_fired(job, changes.created)
 
     # -- the notification center -------------------------------------------------------
 

@@ -23,6 +23,8 @@ class HttpSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     public_url: str = "http://127.0.0.1:8080"
+    # SIGTERM: stop taking work, finish or release it, exit within this (the unit's TimeoutStopSec).
+    stop_timeout_seconds: float = Field(20.0, ge=1, le=600)
 
 
 class DatabaseSettings(BaseModel):
@@ -50,6 +52,16 @@ def _check_timezone(name: str) -> str:
     return name
 
 
+def credential_path(configured: str) -> Path:
+    """A systemd credential (LoadCredential=NAME:…) named like the configured file wins."""
+    directory = os.environ.get("CREDENTIALS_DIRECTORY")
+    if directory and configured:
+        candidate = Path(directory) / Path(configured).name
+        if candidate.is_file():
+            return candidate
+    return Path(configured)
+
+
 class NotifySettings(BaseModel):
     due_soon_minutes: int = Field(5, ge=0, le=1440)
     email_grace_seconds: int = Field(60, ge=0, le=3600)
@@ -68,16 +80,27 @@ class EmailSettings(BaseModel):
     username: str = ""
     password: str = ""
     from_address: str = "syncd@localhost"
+    # CA bundle (PEM) to verify the SMTP server's certificate; empty: the system's CAs.
+    ca_file: str = ""
+    timeout_seconds: float = Field(30.0, gt=0, le=600)
 
 
 class WebPushSettings(BaseModel):
     vapid_private_key: str = ""
     vapid_subject: str = "mailto:admin@localhost"
+    # How long a push service keeps a message for a browser that is offline.
+    ttl_seconds: int = Field(43200, ge=0, le=2419200)
+    # Plain-http subscription endpoints (tests, local push servers); real ones are https.
+    allow_http_endpoints: bool = False
+    timeout_seconds: float = Field(10.0, gt=0, le=120)
 
 
 class FcmSettings(BaseModel):
     service_account_file: str = ""
     base_url: str = "https://fcm.googleapis.com"
+    # Empty: the project_id in the service-account file.
+    project_id: str = ""
+    timeout_seconds: float = Field(10.0, gt=0, le=120)
 
 
 class GoogleSettings(BaseModel):
@@ -86,11 +109,14 @@ class GoogleSettings(BaseModel):
     api_endpoint: str = "https://www.googleapis.com"
     auth_uri: str = "https://accounts.google.com/o/oauth2/auth"
     token_uri: str = "https://oauth2.googleapis.com/token"
+    revoke_uri: str = "https://oauth2.googleapis.com/revoke"
     calendar_name: str = "CRM tasks"
     event_minutes: int = Field(30, ge=1, le=1440)
     reminders: list[int] = Field(default_factory=lambda: [5], max_length=5)
     webhook_url: str = ""
-    poll_seconds: int = Field(60, ge=5)
+    poll_seconds: int = Field(60, ge=1)
+    # With push channels on, polling is only a safety net this far apart.
+    safety_poll_seconds: int = Field(900, ge=1)
     backfill_days: int = Field(7, ge=0)
     completed: Literal["mark", "delete"] = "mark"
     done_marks: list[str] = Field(default_factory=lambda: ["✓", "✔", "☑", "[x]"])
@@ -98,6 +124,13 @@ class GoogleSettings(BaseModel):
     on_event_deleted: Literal["complete", "unlink", "restore"] = "complete"
     keep_calendar_on_disconnect: bool = False
     quota_pause_minutes: int = Field(60, ge=1)
+
+    # Under systemd, LoadCredential= files in $CREDENTIALS_DIRECTORY win (same file name).
+    _credentials = field_validator("client_file", "token_key_file")(
+        lambda v: str(credential_path(v)))
+    # G14: client-side limits, kept below Google's 600/min per user and 10,000/min per project.
+    user_requests_per_minute: int = Field(500, ge=1)
+    project_requests_per_minute: int = Field(9000, ge=1)
 
 
 class JobSettings(BaseModel):
@@ -108,6 +141,8 @@ class JobSettings(BaseModel):
     max_attempts: int = Field(12, ge=1)
     backoff_base_seconds: float = Field(2.0, gt=0)
     backoff_max_seconds: float = Field(3600.0, gt=0)
+    # /healthz answers 503 once the most overdue job is this late (0: never).
+    health_max_lateness_seconds: float = Field(600.0, ge=0)
 
 
 class LogSettings(BaseModel):

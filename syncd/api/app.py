@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
-from sqlalchemy import text
 
 from syncd import __doc__ as about
-from syncd.api import errors, notifications, tasks, users
+from syncd.api import calendar, errors, notifications, ops, tasks, users
+from syncd.api import web
+from syncd.api import devices
 from syncd.api.schemas import ErrorOut
 from syncd.daemon import Node
 
@@ -17,13 +18,9 @@ def create_app(node: Node) -> FastAPI:
     app = FastAPI(title="syncd", version="0.1.0", description=about, responses=ERRORS)
     app.state.node = node
     errors.install(app)
-    for module in (users, tasks, notifications):
+    for module in (users, tasks, notifications, calendar):
         app.include_router(module.router)
-
-    @app.get("/healthz", tags=["ops"])
-    def healthz() -> dict:
-        with node.db.read() as s:
-            s.execute(text("SELECT 1"))
-        return {"status": "ok", "workers_alive": node.worker.alive}
-
+    app.include_router(web.router)  # the web page: GET /, /static/..., /v1/me
+    app.include_router(devices.router)  # devices, Web Push subscriptions (issue 5)
+    app.include_router(ops.router)  # GET /healthz, GET /metrics
     return app

@@ -84,8 +84,20 @@ class SettingsIn(Strict):
         return v
 
 
+CalendarStateName = Literal["off", "connecting", "on", "needs_reconnect", "paused"]
+
+
 class CalendarState(BaseModel):
-    state: Literal["off", "connecting", "on", "needs_reconnect", "paused"] = "off"
+    state: CalendarStateName = "off"
+
+
+class CalendarStatus(BaseModel):
+    state: CalendarStateName
+    calendar_id: str | None = None
+    last_push_at: datetime | None = None
+    last_pull_at: datetime | None = None
+    last_error: str | None = None
+    paused_until: datetime | None = None
 
 
 class UserOut(BaseModel):

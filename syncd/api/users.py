@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from syncd.api.auth import CRM, NodeDep, OwnUser, UserId
 from syncd.api.schemas import CalendarState, SettingsIn, SettingsOut, TokenOut, UserIn, UserOut
+from syncd.daemon import Node
 from syncd.store.tables import User
 
 router = APIRouter(prefix="/v1/users", tags=["users"])
@@ -17,10 +18,11 @@ def user_out(user: User) -> UserOut:
                    channels=user.preferences)
 
 
-def settings_out(user: User) -> SettingsOut:
+def settings_out(user: User, n: Node) -> SettingsOut:
+    state = n.mirror.status(user.id)["state"] if n.mirror else "off"
     return SettingsOut(timezone=user.timezone, locale=user.locale,
                        all_day_notify_at=user.all_day_notify_at, channels=user.preferences,
-                       google_calendar=CalendarState())
+                       google_calendar=CalendarState(state=state))
 
 
 @router.put("/{id}", response_model=UserOut)
@@ -40,9 +42,9 @@ def issue_token(id: UserId, _: CRM, n: NodeDep) -> TokenOut:
 
 @router.get("/{id}/settings", response_model=SettingsOut)
 def get_settings(id: OwnUser, n: NodeDep) -> SettingsOut:
-    return settings_out(n.service.get_user(id))
+    return settings_out(n.service.get_user(id), n)
 
 
 @router.patch("/{id}/settings", response_model=SettingsOut)
 def patch_settings(id: OwnUser, body: SettingsIn, n: NodeDep) -> SettingsOut:
-    return settings_out(n.service.patch_settings(id, body.model_dump(exclude_unset=True)))
+    return settings_out(n.service.patch_settings(id, body.model_dump(exclude_unset=True)), n)

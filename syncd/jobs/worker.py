@@ -20,7 +20,8 @@ from syncd.store.db import Database
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[ClaimedJob], None]
+# A handler returns None when the job is done, or when the same job should run again.
+Handler = Callable[[ClaimedJob], "datetime | None"]
 
 
 class Worker:
@@ -32,7 +33,11 @@ class Worker:
         self.node = node
         self.handlers: dict[str, Handler] = dict(handlers or {})
         self._wakeup = threading.Condition()
-        self._woken = False
+        # Counts wake() calls. Each thread remembers the count it last acted on and sleeps only
+        # if it is unchanged: with one shared flag, a thread could reset it while another was
+        # between its claim and its sleep, and that one would then sleep through the wake-up
+        # (and through stop()).
+        self._wakes = 0
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self.last_loop_at: datetime | None = None  # for health checks and the watchdog
@@ -42,26 +47,38 @@ class Worker:
 
     def wake(self) -> None:
         with self._wakeup:
-            self._woken = True
+            self._wakes += 1
             self._wakeup.notify_all()
 
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
     def run_due(self) -> int:
-        """Run every job due now, until none is left. Returns how many ran."""
+        """Run every job due now, until none is left (or stop() is called). Returns how many
+        were claimed."""
         total = 0
-        while batch := queue.claim(self.db, self.clock.now(), self.settings.batch_size,
-                                   self.node, self.settings.lease_seconds):
+        # Checked before each claim: once stopping, a released batch is not claimed straight back.
+        while not self._stopping.is_set() and (batch := queue.claim(
+                self.db, self.clock.now(), self.settings.batch_size, self.node,
+                self.settings.lease_seconds)):
             self._run_batch(batch)
             total += len(batch)
         return total
 
     def _run_batch(self, batch: list[ClaimedJob]) -> None:
-        done: list[int] = []
+        # The whole batch shares one lease. Past half of it, the rest goes back rather than
+        # run late: a job whose lease ran out may already be running on another node.
+        claimed_at = self.clock.now()
+        done: list[ClaimedJob] = []
         for i, job in enumerate(batch):
-            if self._stopping.is_set():
-                queue.release(self.db, [j.id for j in batch[i:]], self.clock.now())
-                break
+            held = (self.clock.now() - claimed_at).total_seconds()
+            if self._stopping.is_set() or held > self.settings.lease_seconds / 2:
+                queue.finish(self.db, done, self.clock.now())
+                queue.release(self.db, batch[i:], self.clock.now())
+                return
             if self._run_one(job):
-                done.append(job.id)
+                done.append(job)
         queue.finish(self.db, done, self.clock.now())
 
     def _run_one(self, job: ClaimedJob) -> bool:
@@ -69,8 +86,11 @@ class Worker:
         try:
             if handler is None:
                 raise GiveUp(f"no handler for job kind {job.kind!r}")
-            handler(job)
-            return True
+            again_at = handler(job)
+            if again_at is None:
+                return True
+            # A recurring job (a user's pull, a channel renewal) says when it is next due.
+            queue.reschedule(self.db, job, again_at, self.clock.now())
         except RetryLater as exc:
             queue.retry(self.db, job, str(exc), self.clock.now(), self.settings, exc.delay)
         except GiveUp as exc:
@@ -94,6 +114,8 @@ class Worker:
     def _loop(self) -> None:
         while not self._stopping.is_set():
             self.last_loop_at = self.clock.now()
+            with self._wakeup:
+                seen = self._wakes  # a wake() from here on means: look again, don't sleep
             try:
                 ran = self.run_due()
                 timeout = 0.0 if ran else self._sleep_seconds()
@@ -101,9 +123,8 @@ class Worker:
                 log.exception("worker loop error")
                 timeout = self.settings.max_sleep_seconds
             with self._wakeup:
-                if not self._woken and timeout > 0:
-                    self._wakeup.wait(timeout)
-                self._woken = False
+                self._wakeup.wait_for(lambda: self._wakes != seen or self._stopping.is_set(),
+                                      timeout)
 
     def start(self, threads: int = 1) -> None:
         self._stopping.clear()

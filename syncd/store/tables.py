@@ -72,6 +72,7 @@ class Task(SQLModel, table=True):
     entity_url: str | None = None
     completed_at: datetime | None = _ts()
     completed_by: str | None = None
+    completed_source: str | None = None  # "crm" or "calendar" (G10)
     result: str | None = None
     assignment_seq: int = 1
     deleted_at: datetime | None = _ts()
@@ -144,5 +145,101 @@ class Job(SQLModel, table=True):
     lease_until: datetime | None = _ts()
     locked_by: str | None = None
     last_error: str | None = None
+    # Set when the job is asked for again while it runs: it runs once more instead of ending.
+    rerun: bool = Field(default=False, sa_column_kwargs={"server_default": text("false")})
     created_at: datetime = _ts(nullable=False)
     updated_at: datetime = _ts(nullable=False)
+
+
+class WebPushSubscription(SQLModel, table=True):
+    """A browser's Web Push subscription (its PushSubscription JSON), per user (SPEC §4)."""
+
+    __tablename__ = "webpush_subscriptions"
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: str = Field(foreign_key="users.id", index=True)
+    endpoint: str = Field(unique=True, max_length=2048)
+    p256dh: str = Field(max_length=128)  # base64url, the browser's P-256 public key
+    auth: str = Field(max_length=64)  # base64url, the 16-byte auth secret
+    created_at: datetime = _ts(nullable=False)
+
+
+class Device(SQLModel, table=True):
+    """A mobile app install that receives push, with the app's own "Enable notifications" flag."""
+
+    __tablename__ = "devices"
+    __table_args__ = (UniqueConstraint("provider", "token", name="uq_devices_provider_token"),)
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: str = Field(foreign_key="users.id", index=True)
+    provider: str = Field(max_length=16)  # fcm | apns
+    token: str = Field(max_length=4096)
+    enabled: bool = True
+    created_at: datetime = _ts(nullable=False)
+
+
+class CalendarLink(SQLModel, table=True):
+    """A user's Google Calendar mirror (SPEC §5): state, sealed tokens, sync position, leases."""
+
+    __tablename__ = "calendar_links"
+    user_id: str = Field(primary_key=True, foreign_key="users.id", max_length=128)
+    state: str = "off"  # off | connecting | on | needs_reconnect | paused
+    calendar_id: str | None = None
+    tokens: str | None = None  # Fernet ciphertext; never plain
+    sync_token: str | None = None
+    connected_at: datetime | None = _ts()
+    paused_until: datetime | None = _ts()
+    last_push_at: datetime | None = _ts()
+    last_pull_at: datetime | None = _ts()
+    last_error: str | None = None
+    last_error_at: datetime | None = _ts()
+    # One pusher and one puller per user at a time, across nodes, without holding a transaction.
+    push_lease_until: datetime | None = _ts()
+    pull_lease_until: datetime | None = _ts()
+    channel_id: str | None = Field(default=None, index=True)
+    channel_resource_id: str | None = None
+    channel_token: str | None = None
+    channel_expires_at: datetime | None = _ts()
+    updated_at: datetime = _ts(nullable=False)
+
+
+class OAuthState(SQLModel, table=True):
+    """G1: a consent in flight. Single-use, expiring, bound to the user who started it."""
+
+    __tablename__ = "oauth_states"
+    state_hash: str = Field(primary_key=True)
+    user_id: str = Field(foreign_key="users.id", index=True)
+    code_verifier: str  # PKCE; useless without the code Google sends to the callback
+    redirect_uri: str
+    created_at: datetime = _ts(nullable=False)
+    expires_at: datetime = _ts(nullable=False)
+    used_at: datetime | None = _ts()
+
+
+class EventLink(SQLModel, table=True):
+    """A task's event in one user's calendar, and the state last synced (the G13 merge base)."""
+
+    __tablename__ = "event_links"
+    user_id: str = Field(primary_key=True, foreign_key="users.id", max_length=128)
+    task_id: str = Field(primary_key=True, max_length=128)
+    event_id: str
+    etag: str | None = None  # None: the insert has not been confirmed yet
+    synced: dict = _json()  # the mirrored fields as last written or read
+    base: dict = _json()  # done / due_at / due_date as last agreed by both sides
+    incarnation: int = 0
+    # G11 `complete`/`unlink`: the event was deleted in Google and must not come back.
+    unlinked: bool = False
+    last_error: str | None = None
+    updated_at: datetime = _ts(nullable=False)
+
+
+class CalendarOutbox(SQLModel, table=True):
+    """Tasks whose event may need a write, per user. Written in the same transaction as the
+    task change (G5: Google is called only after commit); drained by the push job."""
+
+    __tablename__ = "calendar_outbox"
+    __table_args__ = (Index("ix_outbox_user_due", "user_id", "not_before"),)
+    user_id: str = Field(primary_key=True, max_length=128)
+    task_id: str = Field(primary_key=True, max_length=128)
+    seq: int = 1  # bumped by every change; a push clears the row only if no newer change came
+    attempts: int = 0
+    not_before: datetime = _ts(nullable=False)
+    changed_at: datetime = _ts(nullable=False)

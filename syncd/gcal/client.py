@@ -1,0 +1,201 @@
+"""Calling Google: the real google-api-python-client, one discovery build per process,
+per-user credentials that refresh themselves, error classes (G14) and client-side limits."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import datetime
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import google_auth_httplib2
+import httplib2
+import httpx
+from google.auth.exceptions import RefreshError, TransportError
+from google.oauth2.credentials import Credentials
+from googleapiclient.discovery import build
+from googleapiclient.errors import HttpError
+from googleapiclient.http import BatchHttpRequest, HttpRequest
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from syncd.gcal.tokens import credential_path
+from syncd.settings import GoogleSettings
+
+SCOPE = "https://www.googleapis.com/auth/calendar.app.created"  # G1: least scope that works
+BATCH_SIZE = 50  # Google's advice for Calendar batches
+
+
+class Fault(Enum):
+    RETRY = "retry"        # 5xx, 429, rate limits, transport: back off and try again
+    QUOTA = "quota"        # 403 quotaExceeded: pause the user
+    CONFLICT = "conflict"  # 412: the event changed in Google since we last saw it
+    DUPLICATE = "duplicate"  # 409: the id exists already (our own earlier insert)
+    GONE = "gone"          # 404/410: the event or calendar is not there
+    GRANT = "grant"        # invalid_grant: the user must reconnect (G15)
+    BAD = "bad"            # other 4xx: record it, don't retry forever
+
+
+def reason_of(exc: HttpError) -> str:
+    try:
+        body = json.loads(exc.content or b"{}")
+        return body["error"]["errors"][0].get("reason", "")
+    except (ValueError, KeyError, IndexError, TypeError):
+        return ""
+
+
+def classify(exc: BaseException) -> Fault:
+    if isinstance(exc, RefreshError):
+        return Fault.GRANT if "invalid_grant" in str(exc) else Fault.RETRY
+    if isinstance(exc, (TransportError, OSError, httplib2.HttpLib2Error)):
+        return Fault.RETRY
+    if not isinstance(exc, HttpError):
+        return Fault.BAD
+    status, reason = exc.resp.status, reason_of(exc)
+    if status == 429 or status >= 500 or reason in ("rateLimitExceeded", "userRateLimitExceeded"):
+        return Fault.RETRY
+    if reason == "quotaExceeded":
+        return Fault.QUOTA
+    return {412: Fault.CONFLICT, 409: Fault.DUPLICATE, 404: Fault.GONE, 410: Fault.GONE,
+            401: Fault.GRANT}.get(status, Fault.BAD)
+
+
+@dataclass(frozen=True)
+class OAuthClient:
+    client_id: str
+    client_secret: str
+    auth_uri: str
+    token_uri: str
+    redirect_uris: tuple[str, ...]
+    kind: str  # "web" or "installed"
+
+    @classmethod
+    def load(cls, settings: GoogleSettings) -> OAuthClient:
+        path = credential_path(settings.client_file)
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise FileNotFoundError(f"Google OAuth client file not found: {path} "
+                                    "(setting google.client_file; see credentials/README.md)")
+        kind = "web" if "web" in data else "installed"
+        c = data[kind]
+        return cls(c["client_id"], c.get("client_secret", ""),
+                   settings.auth_uri or c["auth_uri"], settings.token_uri or c["token_uri"],
+                   tuple(c.get("redirect_uris", ())), kind)
+
+    def config(self) -> dict:
+        """The client_secrets shape google-auth-oauthlib's Flow expects."""
+        return {self.kind: {"client_id": self.client_id, "client_secret": self.client_secret,
+                            "auth_uri": self.auth_uri, "token_uri": self.token_uri,
+                            "redirect_uris": list(self.redirect_uris)}}
+
+
+class RateLimiter:
+    """Token buckets kept below Google's per-minute limits (G14), per user and per project.
+    `take` never sleeps: it says how long to wait, and the caller persists that wait."""
+
+    def __init__(self, per_user: int, per_project: int) -> None:
+        self.per_user, self.per_project = per_user, per_project
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def _take(self, key: str, rate: int, n: int, now: float) -> float:
+        level, at = self._buckets.get(key, (float(rate), now))
+        level = min(float(rate), level + (now - at) * rate / 60.0)
+        if level >= n:
+            self._buckets[key] = (level - n, now)
+            return 0.0
+        self._buckets[key] = (level, now)
+        return (n - level) * 60.0 / rate
+
+    def take(self, user_id: str, n: int = 1) -> float:
+        now = time.monotonic()
+        with self._lock:
+            wait = max(self._take("user:" + user_id, self.per_user, n, now),
+                       self._peek("project", self.per_project, n, now))
+            if wait:
+                return wait
+            self._take("project", self.per_project, n, now)
+            return 0.0
+
+    def _peek(self, key: str, rate: int, n: int, now: float) -> float:
+        level, at = self._buckets.get(key, (float(rate), now))
+        level = min(float(rate), level + (now - at) * rate / 60.0)
+        return 0.0 if level >= n else (n - level) * 60.0 / rate
+
+
+class Google:
+    """One per node. The discovery document is parsed once; each call runs on an http object
+    authorised with that user's credentials."""
+
+    def __init__(self, settings: GoogleSettings,
+                 on_call: Callable[[str, int], None] | None = None) -> None:
+        self.settings = settings
+        self.root = settings.api_endpoint.rstrip("/")
+        self.calendar = build("calendar", "v3", http=httplib2.Http(), static_discovery=True,
+                              cache_discovery=False,
+                              client_options={"api_endpoint": self.root + "/calendar/v3/"})
+        self.limits = RateLimiter(settings.user_requests_per_minute,
+                                  settings.project_requests_per_minute)
+        self.on_call = on_call or (lambda method, status: None)
+        self._client: OAuthClient | None = None
+
+    @property
+    def client(self) -> OAuthClient:
+        if self._client is None:
+            self._client = OAuthClient.load(self.settings)
+        return self._client
+
+    def credentials(self, tokens: dict) -> Credentials:
+        c = self.client
+        expiry = tokens.get("expiry")
+        return Credentials(token=tokens.get("token"), refresh_token=tokens.get("refresh_token"),
+                           token_uri=c.token_uri, client_id=c.client_id,
+                           client_secret=c.client_secret, scopes=tokens.get("scopes") or [SCOPE],
+                           # google-auth compares naive UTC datetimes
+                           expiry=datetime.fromisoformat(expiry) if expiry else None)
+
+    @staticmethod
+    def authorized(creds: Credentials) -> google_auth_httplib2.AuthorizedHttp:
+        return google_auth_httplib2.AuthorizedHttp(creds, http=httplib2.Http(timeout=30))
+
+    def execute(self, request: HttpRequest, creds: Credentials, method: str) -> Any:
+        """One call, with a few quick jittered retries for transient faults (tenacity); a
+        longer outage surfaces to the job, which persists its own backoff."""
+        http = self.authorized(creds)
+
+        def once() -> Any:
+            try:
+                result = request.execute(http=http)
+            except HttpError as exc:
+                self.on_call(method, exc.resp.status)
+                raise
+            self.on_call(method, 200)
+            return result
+
+        retrying = Retrying(stop=stop_after_attempt(3), reraise=True,
+                            wait=wait_random_exponential(multiplier=0.2, max=2),
+                            retry=retry_if_exception(lambda e: classify(e) is Fault.RETRY))
+        return retrying(once)
+
+    def revoke(self, creds: Credentials) -> None:
+        """Revoke the grant at Google (G1). Revoking the refresh token revokes the whole grant."""
+        token = creds.refresh_token or creds.token
+        resp = httpx.post(self.settings.revoke_uri, data={"token": token}, timeout=15)
+        self.on_call("oauth.revoke", resp.status_code)
+        if resp.status_code >= 500:
+            resp.raise_for_status()
+
+    def batch(self) -> BatchHttpRequest:
+        # new_batch_http_request() would ignore api_endpoint; the batch path is Calendar's own.
+        return BatchHttpRequest(batch_uri=self.root + "/batch/calendar/v3")
+
+    def execute_batch(self, batch: BatchHttpRequest, creds: Credentials) -> None:
+        http = self.authorized(creds)
+        retrying = Retrying(stop=stop_after_attempt(3), reraise=True,
+                            wait=wait_random_exponential(multiplier=0.2, max=2),
+                            retry=retry_if_exception(lambda e: classify(e) is Fault.RETRY))
+        retrying(lambda: batch.execute(http=http))

@@ -1,0 +1,310 @@
+"""A user's mirror: connect (G1), first setup and backfill (G2), disconnect, lost grants (G15),
+pauses (G14), and the outbox hook every task change goes through (G5)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from functools import cached_property
+from typing import Any
+
+from google.oauth2.credentials import Credentials
+from sqlalchemy import delete, or_, select, update
+from sqlmodel import Session
+
+from syncd.domain import rules
+from syncd.domain.calendar import MirrorOptions, event_id
+from syncd.domain.model import Kind
+from syncd.errors import Conflict, NotFound
+from syncd.gcal import oauth
+from syncd.gcal.client import Fault, Google, classify
+from syncd.gcal.tokens import TokenBox
+from syncd.jobs import queue
+from syncd.jobs.queue import ClaimedJob, RetryLater
+from syncd.notify.center import Changes
+from syncd.service import Service
+from syncd.settings import Settings
+from syncd.store.tables import CalendarLink, CalendarOutbox, EventLink, Task, User
+
+log = logging.getLogger(__name__)
+
+PUSH_JOB, PULL_JOB, SETUP_JOB, WATCH_JOB = "gcal_push", "gcal_pull", "gcal_setup", "gcal_watch"
+LIVE = ("on", "paused")  # states in which task changes queue up for Google
+CALENDAR_MARK = "syncd"  # in the dedicated calendar's description, for people who look
+
+
+def user_group(user_id: str) -> str:
+    return f"user:{user_id}"
+
+
+class Mirror:
+    def __init__(self, service: Service, settings: Settings, google: Google | None = None):
+        self.service = service
+        self.db = service.db
+        self.clock = service.clock
+        self.settings = settings
+        self.g = settings.google
+        self._google = google
+        self.opts = MirrorOptions(event_minutes=self.g.event_minutes,
+                                  reminders=tuple(self.g.reminders),
+                                  done_marks=tuple(self.g.done_marks),
+                                  done_color=self.g.done_color)
+        service.task_listeners.append(self.record_change)
+
+    @cached_property
+    def google(self) -> Google:
+        return self._google or Google(self.g)
+
+    @cached_property
+    def box(self) -> TokenBox:
+        return TokenBox(self.g.token_key_file)
+
+    # -- jobs ---------------------------------------------------------------------------
+
+    def ensure(self, s: Session, kind: str, user_id: str, at: datetime) -> datetime:
+        queue.ensure(self.db, s, kind=kind, key=f"{kind}:{user_id}", due_at=at,
+                     payload={"user_id": user_id}, group=user_group(user_id),
+                     now=self.clock.now())
+        return at
+
+    def record_change(self, s: Session, task_id: str, user_ids: set[str],
+                      now: datetime) -> datetime | None:
+        """G5: in the task change's own transaction, mark its event dirty for every user whose
+        mirror is on; the push job runs after commit."""
+        live = s.execute(select(CalendarLink.user_id).where(
+            CalendarLink.user_id.in_(user_ids), CalendarLink.state.in_(LIVE))).scalars().all()
+        for user_id in live:
+            self.mark(s, user_id, [task_id], now)
+        return now if live else None
+
+    def mark(self, s: Session, user_id: str, task_ids: list[str], now: datetime) -> None:
+        for task_id in task_ids:
+            row = dict(user_id=user_id, task_id=task_id, seq=1, attempts=0, not_before=now,
+                       changed_at=now)
+            self.db.upsert(s, CalendarOutbox, row, conflict=["user_id", "task_id"],
+                           update=dict(seq=CalendarOutbox.seq + 1, attempts=0, not_before=now,
+                                       changed_at=now), only_if=None)
+        self.ensure(s, PUSH_JOB, user_id, now)
+
+    # -- state --------------------------------------------------------------------------
+
+    def status(self, user_id: str) -> dict[str, Any]:
+        self.service.get_user(user_id)
+        with self.db.read() as s:
+            link = s.get(CalendarLink, user_id)
+        if link is None:
+            return {"state": "off", "calendar_id": None, "last_push_at": None,
+                    "last_pull_at": None, "last_error": None, "paused_until": None}
+        return {"state": link.state, "calendar_id": link.calendar_id,
+                "last_push_at": link.last_push_at, "last_pull_at": link.last_pull_at,
+                "last_error": link.last_error, "paused_until": link.paused_until}
+
+    def record_error(self, user_id: str, message: str) -> None:
+        with self.db.transaction() as s:
+            s.execute(update(CalendarLink).where(CalendarLink.user_id == user_id).values(
+                last_error=message[:500], last_error_at=self.clock.now()))
+
+    def credentials(self, link: CalendarLink) -> Credentials:
+        if not link.tokens:
+            raise RetryLater("no tokens", delay=None)
+        return self.google.credentials(self.box.open(link.tokens))
+
+    def keep_tokens(self, user_id: str, creds: Credentials, before: str | None) -> None:
+        """google-auth refreshed the access token during a call: store the new one, sealed."""
+        if creds.token and creds.token != before:
+            with self.db.transaction() as s:
+                s.execute(update(CalendarLink).where(
+                    CalendarLink.user_id == user_id, CalendarLink.tokens.is_not(None)).values(
+                    tokens=self.box.seal(oauth.tokens_of(creds))))
+
+    def fail(self, user_id: str, exc: BaseException) -> RetryLater:
+        """Turn a Google error that concerns the whole user into state and a retry (G14, G15)."""
+        fault = classify(exc)
+        now = self.clock.now()
+        if fault is Fault.GRANT:
+            self.lost_grant(user_id)
+            return RetryLater("grant revoked: needs reconnect", delay=0)
+        if fault is Fault.QUOTA:
+            until = now + timedelta(minutes=self.g.quota_pause_minutes)
+            with self.db.transaction() as s:
+                s.execute(update(CalendarLink).where(CalendarLink.user_id == user_id).values(
+                    state="paused", paused_until=until, last_error="quotaExceeded",
+                    last_error_at=now))
+            return RetryLater("quota exceeded: paused", delay=(until - now).total_seconds())
+        self.record_error(user_id, f"{type(exc).__name__}: {exc}")
+        return RetryLater(str(exc)[:300])
+
+    def lost_grant(self, user_id: str) -> None:
+        """G15: needs_reconnect, tokens erased, `calendar_disconnected` once; no crash loop."""
+        now = self.clock.now()
+        changes = Changes()
+        with self.db.transaction() as s:
+            link = s.get(CalendarLink, user_id)
+            if link is None or link.state in ("off", "needs_reconnect"):
+                return
+            connected = (link.connected_at or now).isoformat()
+            link.state, link.tokens = "needs_reconnect", None
+            link.last_error, link.last_error_at = "Google grant revoked or expired", now
+            link.channel_id = link.channel_token = None
+            s.add(link)
+            queue.cancel(s, user_group(user_id), now)
+            note = rules.Notify(user_id=user_id, task_id="", kind=Kind.CALENDAR_DISCONNECTED,
+                                occurrence=f"grant:{connected}")
+            self.service.center.notify(s, note, None, now, changes)
+        log.warning("google grant lost", extra={"user": user_id})
+        self.service.publish(changes)
+
+    def deleted_in_google(self, s: Session, link: EventLink, now: datetime,
+                          changes: Changes) -> None:
+        _deleted_in_google(self, s, link, now, changes)
+
+    # -- connect and disconnect (G1) ----------------------------------------------------
+
+    def connect_url(self, user_id: str, redirect_uri: str | None = None) -> str:
+        user = self.service.get_user(user_id)
+        now = self.clock.now()
+        redirect = redirect_uri or self.settings.http.public_url.rstrip("/") + "/oauth/google/callback"
+        url = oauth.start(self.db, self.google.client, user_id, user.email, redirect, now)
+        with self.db.transaction() as s:
+            link = s.get(CalendarLink, user_id) or CalendarLink(user_id=user_id, updated_at=now)
+            if link.state in ("off", "needs_reconnect"):
+                link.state = "connecting"
+            link.updated_at = now
+            s.add(link)
+        return url
+
+    def finish_connect(self, state: str, code: str) -> str:
+        now = self.clock.now()
+        claimed = oauth.claim_state(self.db, state, now)
+        try:
+            creds = oauth.exchange(self.google.client, claimed, state, code)
+        except Exception as exc:
+            self.record_error(claimed.user_id, f"consent failed: {exc}")
+            raise Conflict("Google refused the authorization code", field="code") from None
+        with self.db.transaction() as s:
+            link = s.get(CalendarLink, claimed.user_id) or CalendarLink(
+                user_id=claimed.user_id, updated_at=now)
+            link.tokens = self.box.seal(oauth.tokens_of(creds))
+            link.state, link.connected_at, link.updated_at = "connecting", now, now
+            link.last_error = link.paused_until = None
+            s.add(link)
+            s.flush()
+            self.ensure(s, SETUP_JOB, claimed.user_id, now)
+        self.service.wake()
+        return claimed.user_id
+
+    def setup(self, job: ClaimedJob) -> None:
+        """After consent: find or create the dedicated calendar, switch on, backfill (G1, G2)."""
+        user_id = job.payload["user_id"]
+        with self.db.read() as s:
+            link = s.get(CalendarLink, user_id)
+            user = s.get(User, user_id)
+        if link is None or user is None or link.state != "connecting" or not link.tokens:
+            return
+        creds = self.credentials(link)
+        before = creds.token
+        try:
+            calendar_id = link.calendar_id or self._create_calendar(user, creds)
+        except Exception as exc:
+            raise self.fail(user_id, exc) from exc
+        self.keep_tokens(user_id, creds, before)
+        now = self.clock.now()
+        since = now - timedelta(days=self.g.backfill_days)
+        with self.db.transaction() as s:
+            link = s.get(CalendarLink, user_id)
+            if link is None or link.state != "connecting":
+                return
+            link.calendar_id, link.state, link.updated_at = calendar_id, "on", now
+            link.sync_token = None
+            s.add(link)
+            task_ids = s.execute(select(Task.id).where(
+                Task.responsible_id == user_id, Task.deleted_at.is_(None),
+                or_(Task.completed_at.is_(None), Task.completed_at >= since))).scalars().all()
+            self.mark(s, user_id, list(task_ids), now)
+            self.ensure(s, PULL_JOB, user_id, now)
+            if self.g.webhook_url:
+                self.ensure(s, WATCH_JOB, user_id, now)
+        self.service.wake()
+
+    def _create_calendar(self, user: User, creds: Credentials) -> str:
+        # calendar.app.created may not list calendars, so one created by a node that died
+        # before storing its id can't be found again: that instant can leave an empty
+        # "CRM tasks" calendar behind (never a duplicate event: events are keyed by task).
+        body = {"summary": self.g.calendar_name, "timeZone": user.timezone,
+                "description": f"{CALENDAR_MARK}:{user.id}"}
+        return self.google.execute(self.google.calendar.calendars().insert(body=body), creds,
+                                   "calendars.insert")["id"]
+
+    def disconnect(self, user_id: str) -> dict[str, Any]:
+        """G1 off: stop channels, delete the calendar (unless kept), revoke, erase tokens."""
+        self.service.get_user(user_id)
+        now = self.clock.now()
+        with self.db.transaction() as s:
+            link = s.get(CalendarLink, user_id)
+            if link is None or link.state == "off":
+                return self.status(user_id)
+            sealed, calendar_id = link.tokens, link.calendar_id
+            channel = (link.channel_id, link.channel_resource_id)
+            link.state, link.tokens, link.sync_token, link.updated_at = "off", None, None, now
+            link.calendar_id = link.channel_id = link.channel_resource_id = None
+            link.channel_token = link.channel_expires_at = None
+            s.add(link)
+            queue.cancel(s, user_group(user_id), now)
+            s.execute(delete(EventLink).where(EventLink.user_id == user_id))
+            s.execute(delete(CalendarOutbox).where(CalendarOutbox.user_id == user_id))
+        if sealed:
+            self._release_google(user_id, sealed, calendar_id, channel)
+        return self.status(user_id)
+
+    def _release_google(self, user_id: str, sealed: str, calendar_id: str | None,
+                        channel: tuple[str | None, str | None]) -> None:
+        """Best effort: the local state is already off and the tokens gone whatever Google says."""
+        creds = self.google.credentials(self.box.open(sealed))
+        cal = self.google.calendar
+        steps = []
+        if channel[0] and channel[1]:
+            steps.append(("channels.stop", lambda: cal.channels().stop(
+                body={"id": channel[0], "resourceId": channel[1]})))
+        if calendar_id and not self.g.keep_calendar_on_disconnect:
+            steps.append(("calendars.delete", lambda: cal.calendars().delete(
+                calendarId=calendar_id)))
+        for method, make in steps:
+            try:
+                self.google.execute(make(), creds, method)
+            except Exception as exc:  # noqa: BLE001 (best effort, logged)
+                log.warning("disconnect: %s failed: %s", method, exc, extra={"user": user_id})
+        try:
+            self.google.revoke(creds)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("disconnect: revoke failed: %s", exc, extra={"user": user_id})
+
+
+def require_link(s: Session, user_id: str) -> CalendarLink:
+    link = s.get(CalendarLink, user_id)
+    if link is None:
+        raise NotFound(f"user {user_id!r} has no calendar link", field="id")
+    return link
+
+
+def _deleted_in_google(mirror: Mirror, s: Session, link: EventLink, now: datetime,
+                       changes: Changes) -> None:
+    """G11: the event was deleted in Google; `google.on_event_deleted` says what that means."""
+    task = s.get(Task, link.task_id)
+    policy = mirror.g.on_event_deleted
+    open_here = task is not None and task.deleted_at is None and task.completed_at is None \
+        and task.responsible_id == link.user_id
+    if policy == "restore" and open_here:
+        assert task is not None
+        link.incarnation += 1
+        link.event_id = event_id(task.id, task.assignment_seq, link.incarnation)
+        link.etag, link.synced, link.updated_at = None, {}, now
+        s.add(link)
+        mirror.mark(s, link.user_id, [task.id], now)
+        return
+    link.unlinked, link.etag, link.updated_at = True, None, now
+    s.add(link)
+    if policy == "complete" and open_here:
+        assert task is not None
+        mirror.service.change_task(
+            s, task.id, {"completed_at": now, "completed_by": task.responsible_id,
+                         "completed_source": "calendar"}, task.responsible_id, now, changes)

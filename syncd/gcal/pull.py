@@ -1,0 +1,163 @@
+"""Google → CRM (G9–G13): incremental `events.list` with the stored sync token.
+
+Pages are read to the end before anything is applied, and the new sync token is saved in the
+same transaction as the last changes, so a crash mid-pull repeats the pull instead of losing
+it. A 410 (token expired) falls back to a full listing of the dedicated calendar, reconciled
+by task id. An event whose etag is the one we wrote is our own echo and is skipped (G13).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from googleapiclient.errors import HttpError
+from sqlalchemy import select, update
+from sqlmodel import Session
+
+from syncd.domain import calendar as cal
+from syncd.gcal.mirror import LIVE, Mirror
+from syncd.jobs.queue import ClaimedJob, RetryLater
+from syncd.notify.center import Changes, recipient, task_value
+from syncd.store.tables import CalendarLink, EventLink, Task, User
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(seconds=300)
+PAGE = 2500  # Google's maximum maxResults for events.list
+
+
+class Puller:
+    def __init__(self, mirror: Mirror) -> None:
+        self.m = mirror
+
+    def __call__(self, job: ClaimedJob) -> datetime | None:
+        user_id = job.payload["user_id"]
+        now = self.m.clock.now()
+        with self.m.db.transaction() as s:
+            link = s.get(CalendarLink, user_id)
+            if link is None or link.state not in LIVE or not link.calendar_id:
+                return None
+            if link.state == "paused" and link.paused_until and link.paused_until > now:
+                return link.paused_until
+            if link.pull_lease_until and link.pull_lease_until > now:
+                raise RetryLater("another worker is pulling this user", delay=1.0)
+            link.pull_lease_until = now + LEASE
+            s.add(link)
+        creds = self.m.credentials(link)
+        before = creds.token
+        try:
+            self._pull(user_id, link, creds)
+        except RetryLater:
+            raise
+        except Exception as exc:
+            raise self.m.fail(user_id, exc) from exc
+        finally:
+            self.m.keep_tokens(user_id, creds, before)
+            with self.m.db.transaction() as s:
+                s.execute(update(CalendarLink).where(CalendarLink.user_id == user_id)
+                          .values(pull_lease_until=None))
+        interval = self.m.g.safety_poll_seconds if link.channel_id else self.m.g.poll_seconds
+        return self.m.clock.now() + timedelta(seconds=interval)
+
+    def _list(self, calendar_id: str, token: str | None, creds: Any
+              ) -> tuple[list[dict], str | None, bool]:
+        """Every page of changes since `token` (or of the whole calendar). Returns the events,
+        the next sync token and whether this was a full listing."""
+        events = self.m.google.calendar.events()
+        full = token is None
+        items: list[dict] = []
+        page: str | None = None
+        while True:
+            params: dict[str, Any] = {"calendarId": calendar_id, "maxResults": PAGE}
+            if page:
+                params["pageToken"] = page
+            if token:
+                params["syncToken"] = token
+            try:
+                resp = self.m.google.execute(events.list(**params), creds, "events.list")
+            except HttpError as exc:
+                if exc.resp.status == 410 and token:  # G9: fullSyncRequired
+                    log.info("sync token expired: full resync", extra={"calendar": calendar_id})
+                    token, full, items, page = None, True, [], None
+                    continue
+                raise
+            items += resp.get("items", [])
+            page = resp.get("nextPageToken")
+            if not page:
+                return items, resp.get("nextSyncToken"), full
+
+    def _pull(self, user_id: str, link: CalendarLink, creds: Any) -> None:
+        started = self.m.clock.now()
+        items, next_token, full = self._list(link.calendar_id or "", link.sync_token, creds)
+        now = self.m.clock.now()
+        changes = Changes()
+        with self.m.db.transaction() as s:
+            user = s.get(User, user_id)
+            current = s.get(CalendarLink, user_id)
+            if user is None or current is None or current.state not in LIVE:
+                return
+            seen_ids: set[str] = set()
+            for event in items:
+                seen_ids.add(event.get("id", ""))
+                self._apply(s, user, event, now, changes)
+            if full:
+                self._reconcile(s, user_id, seen_ids, started, now, changes)
+            current.sync_token, current.last_pull_at = next_token, now
+            s.add(current)
+        self.m.service.publish(changes)
+
+    def _apply(self, s: Session, user: User, event: dict, now: datetime,
+               changes: Changes) -> None:
+        private = (event.get("extendedProperties") or {}).get("private") or {}
+        task_id = private.get("syncd_task")
+        if not task_id:
+            return  # not one of ours (the user added it to our calendar by hand)
+        link = s.get(EventLink, (user.id, task_id))
+        if link is None or link.event_id != event.get("id") or link.unlinked:
+            return
+        if link.etag is not None and event.get("etag") == link.etag:
+            return  # our own write coming back (G13)
+        task = s.get(Task, task_id)
+        if task is None or task.deleted_at is not None or task.responsible_id != user.id:
+            return  # the push job is about to delete this event (G8)
+        who = recipient(user)
+        google = cal.read_event(event, who, self.m.opts)
+        if google.deleted:
+            self.m.deleted_in_google(s, link, now, changes)
+            return
+        base = cal.Seen.from_dict(link.base) if link.base else cal.seen_of(task_value(task))
+        merged = cal.merge(base, google, cal.seen_of(task_value(task)))
+        fields: dict[str, Any] = {}
+        if merged.complete is True:  # G10: done in Google, by the responsible
+            fields.update(completed_at=now, completed_by=task.responsible_id,
+                          completed_source="calendar")
+        elif merged.complete is False:
+            fields.update(completed_at=None, completed_source=None)
+        if merged.due_at is not None:  # G12: moved in Google → the deadline follows (N7)
+            fields["due_at"] = merged.due_at
+        elif merged.due_date is not None:
+            fields["due_date"] = merged.due_date
+        if fields:
+            task = self.m.service.change_task(s, task_id, fields, task.responsible_id, now,
+                                              changes)
+        link.etag, link.synced = event.get("etag"), cal.normalize(event)
+        agreed = cal.seen_of(task_value(task))
+        link.base, link.updated_at = agreed.to_dict(), now
+        s.add(link)
+        if (agreed.done, agreed.due_at, agreed.due_date) != \
+                (google.done, google.due_at, google.due_date):
+            self.m.mark(s, user.id, [task_id], now)  # the CRM won a field: write it back
+
+    def _reconcile(self, s: Session, user_id: str, seen_ids: set[str], started: datetime,
+                   now: datetime, changes: Changes) -> None:
+        """After a full listing: our confirmed events that Google no longer has were deleted
+        there while we could not see it (G9). Links written after the listing began are
+        left alone: their events may simply be newer than the listing."""
+        links = s.execute(select(EventLink).where(
+            EventLink.user_id == user_id, EventLink.etag.is_not(None),
+            EventLink.unlinked.is_(False), EventLink.updated_at < started)).scalars().all()
+        for link in links:
+            if link.event_id not in seen_ids:
+                self.m.deleted_in_google(s, link, now, changes)

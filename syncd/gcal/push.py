@@ -1,0 +1,310 @@
+"""CRM → Google (G2–G8, G14, G16): drain a user's outbox in batch requests.
+
+A change costs one request: insert, patch (only the fields that differ, with If-Match) or
+delete — never a read first. Each outbox row is cleared only if no newer change came while
+its request was out, so a crash at any point leaves work to redo, never work lost; redoing an
+insert meets 409 `duplicate` and adopts the event the first try made.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlmodel import Session
+
+from syncd.domain import calendar as cal
+from syncd.gcal.client import BATCH_SIZE, Fault, classify
+from syncd.gcal.mirror import LIVE, PULL_JOB, Mirror
+from syncd.jobs import queue
+from syncd.jobs.queue import ClaimedJob, RetryLater
+from syncd.notify.center import Changes, recipient, task_value
+from syncd.store.tables import CalendarLink, CalendarOutbox, EventLink, Task, User
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(seconds=120)
+ROUNDS = 50  # outbox pages per run; the job comes back for the rest
+
+
+@dataclass
+class Op:
+    task_id: str
+    seq: int
+    kind: str  # insert | patch | delete
+    event_id: str
+    body: dict
+    desired: dict | None
+    etag: str | None
+    base: dict
+
+
+class Pusher:
+    def __init__(self, mirror: Mirror) -> None:
+        self.m = mirror
+
+    def __call__(self, job: ClaimedJob) -> datetime | None:
+        user_id = job.payload["user_id"]
+        now = self.m.clock.now()
+        with self.m.db.transaction() as s:
+            link = s.get(CalendarLink, user_id)
+            if link is None or link.state not in LIVE or not link.calendar_id:
+                return None
+            if link.state == "paused":
+                if link.paused_until and link.paused_until > now:
+                    return link.paused_until
+                link.state, link.paused_until = "on", None
+            if link.push_lease_until and link.push_lease_until > now:
+                raise RetryLater("another worker is pushing this user", delay=1.0)
+            link.push_lease_until = now + LEASE
+            s.add(link)
+        try:
+            return self._drain(user_id, link)
+        finally:
+            with self.m.db.transaction() as s:
+                s.execute(update(CalendarLink).where(CalendarLink.user_id == user_id)
+                          .values(push_lease_until=None))
+
+    def _drain(self, user_id: str, link: CalendarLink) -> datetime | None:
+        creds = self.m.credentials(link)
+        before = creds.token
+        try:
+            for _ in range(ROUNDS):
+                ops = self._plan(user_id)
+                if ops is None:
+                    break
+                if not ops:
+                    continue
+                wait = self.m.google.limits.take(user_id, len(ops))
+                if wait > 2:  # G14: a long wait is persisted, not slept in a worker
+                    return self.m.clock.now() + timedelta(seconds=wait)
+                time.sleep(wait)
+                results = self._send(ops, creds, link.calendar_id or "")
+                self._settle(user_id, link.calendar_id or "", ops, results, creds)
+            else:
+                return self.m.clock.now()
+        finally:
+            self.m.keep_tokens(user_id, creds, before)
+        with self.m.db.read() as s:
+            return s.execute(select(func.min(CalendarOutbox.not_before)).where(
+                CalendarOutbox.user_id == user_id)).scalar()
+
+    # -- planning -----------------------------------------------------------------------
+
+    def _plan(self, user_id: str) -> list[Op] | None:
+        """The next page of due outbox rows as requests. None: nothing due. Rows that need no
+        request (the event already says it all) are cleared here."""
+        now = self.m.clock.now()
+        with self.m.db.transaction() as s:
+            rows = s.execute(select(CalendarOutbox).where(
+                CalendarOutbox.user_id == user_id, CalendarOutbox.not_before <= now)
+                .order_by(CalendarOutbox.changed_at).limit(BATCH_SIZE * 4)).scalars().all()
+            if not rows:
+                return None
+            user = s.get(User, user_id)
+            assert user is not None
+            ids = [r.task_id for r in rows]
+            tasks = {t.id: t for t in s.execute(select(Task).where(Task.id.in_(ids))).scalars()}
+            links = {lk.task_id: lk for lk in s.execute(select(EventLink).where(
+                EventLink.user_id == user_id, EventLink.task_id.in_(ids))).scalars()}
+            ops: list[Op] = []
+            for row in rows:
+                op = self._op(s, user, tasks.get(row.task_id), links.get(row.task_id), row, now)
+                if op is None:
+                    _clear(s, row.user_id, row.task_id, row.seq)
+                else:
+                    ops.append(op)
+        return ops
+
+    def desired(self, task: Task | None, user: User, link: EventLink | None,
+                now: datetime) -> dict | None:
+        """G2/G3/G4/G7/G8: the event this user's calendar should hold for the task, if any."""
+        if task is None or task.deleted_at is not None or task.responsible_id != user.id:
+            return None
+        if task.completed_at is not None:
+            if self.m.g.completed == "delete":
+                return None
+            recent = task.completed_at >= now - timedelta(days=self.m.g.backfill_days)
+            if link is None and not recent:
+                return None
+        extras = cal.TaskExtras(duration_minutes=task.duration_minutes,
+                                entity_url=task.entity_url)
+        return cal.event_body(task_value(task), extras, recipient(user), self.m.opts)
+
+    def _op(self, s: Session, user: User, task: Task | None, link: EventLink | None,
+            row: CalendarOutbox, now: datetime) -> Op | None:
+        if link is not None and link.unlinked:
+            return None
+        want = self.desired(task, user, link, now)
+        base = cal.seen_of(task_value(task)).to_dict() if task else {}
+        if want is None:
+            if link is None:
+                return None
+            return Op(row.task_id, row.seq, "delete", link.event_id, {}, None, link.etag, base)
+        if link is None or link.etag is None:
+            if link is None:  # the id is stored before the insert goes out (G16)
+                assert task is not None
+                link = EventLink(user_id=user.id, task_id=row.task_id,
+                                 event_id=cal.event_id(task.id, task.assignment_seq),
+                                 updated_at=now)
+                s.add(link)
+            body = {k: v for k, v in want.items() if v is not None}
+            return Op(row.task_id, row.seq, "insert", link.event_id, {**body, "id": link.event_id},
+                      want, None, base)
+        patch = cal.patch_for(want, link.synced)
+        if not patch:
+            if link.base != base:
+                link.base, link.updated_at = base, now
+                s.add(link)
+            return None
+        return Op(row.task_id, row.seq, "patch", link.event_id, patch, want, link.etag, base)
+
+    # -- sending ------------------------------------------------------------------------
+
+    def _request(self, op: Op, calendar_id: str) -> Any:
+        events = self.m.google.calendar.events()
+        if op.kind == "insert":
+            return events.insert(calendarId=calendar_id, body=op.body)
+        if op.kind == "patch":
+            req = events.patch(calendarId=calendar_id, eventId=op.event_id, body=op.body)
+        else:
+            req = events.delete(calendarId=calendar_id, eventId=op.event_id)
+        if op.etag:
+            req.headers["If-Match"] = op.etag  # G6: never overwrite a change we haven't seen
+        return req
+
+    def _send(self, ops: list[Op], creds: Any, calendar_id: str
+              ) -> dict[str, tuple[Any, BaseException | None]]:
+        results: dict[str, tuple[Any, BaseException | None]] = {}
+
+        def collect(request_id: str, response: Any, exc: BaseException | None) -> None:
+            results[request_id] = (response, exc)
+            status = getattr(getattr(exc, "resp", None), "status", 200) if exc else 200
+            self.m.google.on_call(f"events.{ops[int(request_id)].kind}", status)
+
+        for start in range(0, len(ops), BATCH_SIZE):
+            batch = self.m.google.batch()
+            for i in range(start, min(start + BATCH_SIZE, len(ops))):
+                batch.add(self._request(ops[i], calendar_id), callback=collect, request_id=str(i))
+            try:
+                self.m.google.execute_batch(batch, creds)
+            except Exception as exc:  # the whole round trip failed: every op in it did
+                for i in range(start, min(start + BATCH_SIZE, len(ops))):
+                    results.setdefault(str(i), (None, exc))
+        return results
+
+    # -- results ------------------------------------------------------------------------
+
+    def _settle(self, user_id: str, calendar_id: str, ops: list[Op],
+                results: dict[str, tuple[Any, BaseException | None]], creds: Any) -> None:
+        now = self.m.clock.now()
+        fatal: BaseException | None = None
+        adopt: list[Op] = []
+        changes = Changes()
+        with self.m.db.transaction() as s:
+            for i, op in enumerate(ops):
+                response, exc = results.get(str(i), (None, RuntimeError("no response")))
+                link = s.get(EventLink, (user_id, op.task_id))
+                if exc is None:
+                    self._succeeded(s, user_id, op, link, response, now)
+                    continue
+                fault = classify(exc)
+                if fault in (Fault.GRANT, Fault.QUOTA):
+                    fatal = fatal or exc
+                elif fault is Fault.DUPLICATE and op.kind == "insert":
+                    adopt.append(op)
+                elif fault is Fault.GONE:
+                    self._gone(s, user_id, op, link, now, changes)
+                elif fault is Fault.CONFLICT:  # changed in Google meanwhile: merge first (G13)
+                    self.m.ensure(s, PULL_JOB, user_id, now)
+                    _later(s, user_id, op.task_id, now + timedelta(seconds=1))
+                elif fault is Fault.RETRY:
+                    _backoff(s, user_id, op.task_id, now, self.m.settings.jobs)
+                else:  # G14: a 400 is recorded on the task's link and not retried
+                    if link is not None:
+                        link.last_error, link.updated_at = str(exc)[:500], now
+                        s.add(link)
+                    _clear(s, user_id, op.task_id, op.seq)
+            s.execute(update(CalendarLink).where(CalendarLink.user_id == user_id)
+                      .values(last_push_at=now))
+        self.m.service.publish(changes)
+        for op in adopt:
+            self._adopt(user_id, calendar_id, op, creds)
+        if fatal is not None:
+            raise self.m.fail(user_id, fatal)
+
+    def _succeeded(self, s: Session, user_id: str, op: Op, link: EventLink | None,
+                   response: Any, now: datetime) -> None:
+        if op.kind == "delete":
+            if link is not None:
+                s.delete(link)
+        elif link is not None:
+            link.etag = response.get("etag")
+            link.synced = cal.normalize(response) if response else cal.normalize(op.desired or {})
+            link.base, link.last_error, link.updated_at = op.base, None, now
+            s.add(link)
+        _clear(s, user_id, op.task_id, op.seq)
+
+    def _gone(self, s: Session, user_id: str, op: Op, link: EventLink | None,
+              now: datetime, changes: Changes) -> None:
+        if op.kind == "delete" or link is None:
+            if link is not None:
+                s.delete(link)
+            _clear(s, user_id, op.task_id, op.seq)
+            return
+        # Patched an event that is no longer there: it was deleted in Google (G11).
+        self.m.deleted_in_google(s, link, now, changes)
+        _clear(s, user_id, op.task_id, op.seq)
+
+    def _adopt(self, user_id: str, calendar_id: str, op: Op, creds: Any) -> None:
+        """G5: 409 means our own earlier insert landed (or the id was used before). Read it once
+        and continue from there; a cancelled one can't be revived, so a fresh id is taken."""
+        try:
+            event = self.m.google.execute(self.m.google.calendar.events().get(
+                calendarId=calendar_id, eventId=op.event_id), creds, "events.get")
+        except Exception as exc:  # noqa: BLE001 (the row stays; the next run tries again)
+            log.warning("adopting %s failed: %s", op.event_id, exc)
+            return
+        now = self.m.clock.now()
+        with self.m.db.transaction() as s:
+            link = s.get(EventLink, (user_id, op.task_id))
+            if link is None:
+                return
+            if event.get("status") == "cancelled":
+                task = s.get(Task, op.task_id)
+                link.incarnation += 1
+                link.event_id = cal.event_id(op.task_id, task.assignment_seq if task else 0,
+                                             link.incarnation)
+                link.etag, link.synced = None, {}
+            else:
+                link.etag, link.synced = event.get("etag"), cal.normalize(event)
+            link.updated_at = now
+            s.add(link)
+            _later(s, user_id, op.task_id, now)
+
+
+def _clear(s: Session, user_id: str, task_id: str, seq: int) -> None:
+    s.execute(delete(CalendarOutbox).where(
+        CalendarOutbox.user_id == user_id, CalendarOutbox.task_id == task_id,
+        CalendarOutbox.seq == seq))
+
+
+def _later(s: Session, user_id: str, task_id: str, at: datetime) -> None:
+    s.execute(update(CalendarOutbox).where(
+        CalendarOutbox.user_id == user_id, CalendarOutbox.task_id == task_id)
+        .values(not_before=at))
+
+
+def _backoff(s: Session, user_id: str, task_id: str, now: datetime, settings: Any) -> None:
+    row = s.get(CalendarOutbox, (user_id, task_id))
+    if row is None:
+        return
+    row.attempts += 1
+    row.not_before = now + timedelta(seconds=queue.backoff(row.attempts, settings))
+    s.add(row)
+
+

@@ -1,0 +1,39 @@
+"""Google tokens are encrypted at rest with a Fernet key kept outside the database."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken
+
+
+def credential_path(configured: str) -> Path:
+    """A systemd credential (LoadCredential=) of the same file name wins over the setting."""
+    directory = os.environ.get("CREDENTIALS_DIRECTORY")
+    if directory:
+        candidate = Path(directory) / Path(configured).name
+        if candidate.exists():
+            return candidate
+    return Path(configured)
+
+
+class TokenBox:
+    def __init__(self, key_file: str) -> None:
+        path = credential_path(key_file)
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(Fernet.generate_key())
+        self._fernet = Fernet(path.read_bytes().strip())
+
+    def seal(self, tokens: dict) -> str:
+        return self._fernet.encrypt(json.dumps(tokens).encode()).decode()
+
+    def open(self, sealed: str) -> dict:
+        try:
+            return json.loads(self._fernet.decrypt(sealed.encode()))
+        except InvalidToken as exc:
+            raise ValueError("stored Google tokens cannot be decrypted with this key") from exc
