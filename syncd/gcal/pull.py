@@ -110,13 +110,13 @@ class Puller:
 
     def _apply(self, s: Session, user: User, event: dict, now: datetime,
                changes: Changes) -> None:
-        private = (event.get("extendedProperties") or {}).get("private") or {}
-        task_id = private.get("syncd_task")
-        if not task_id:
-            return  # not one of ours (the user added it to our calendar by hand)
-        link = s.get(EventLink, (user.id, task_id))
-        if link is None or link.event_id != event.get("id") or link.unlinked:
-            return
+        # A cancelled event may come back as little more than its id (Google documents only
+        # `id` as certain), so events are matched by id, not by our private properties.
+        link = s.execute(select(EventLink).where(
+            EventLink.user_id == user.id, EventLink.event_id == event.get("id"))).scalar()
+        if link is None or link.unlinked:
+            return  # not one of ours (added to our calendar by hand), or let go of (G11)
+        task_id = link.task_id
         if link.etag is not None and event.get("etag") == link.etag:
             return  # our own write coming back (G13)
         task = s.get(Task, task_id)

@@ -218,6 +218,7 @@ class EventLink(SQLModel, table=True):
     """A task's event in one user's calendar, and the state last synced (the G13 merge base)."""
 
     __tablename__ = "event_links"
+    __table_args__ = (Index("ix_event_links_event", "user_id", "event_id"),)
     user_id: str = Field(primary_key=True, foreign_key="users.id", max_length=128)
     task_id: str = Field(primary_key=True, max_length=128)
     event_id: str

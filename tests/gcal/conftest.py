@@ -18,8 +18,9 @@ from syncd.emulator.server import EmulatorServer
 from tests.conftest import START, Api, make_settings
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def emulator() -> Iterator[EmulatorServer]:
+    """A fresh Google per test: accounts, counters and faults never leak between tests."""
     with EmulatorServer() as emu:
         yield emu
 
@@ -61,6 +62,18 @@ class Mirror(Api):
         for _ in range(rounds):
             if not self.node.worker.run_due():
                 return
+
+    def api_calls(self, user_id: str) -> int:
+        return self.emu.counters.snapshot()["by_account"].get(f"{user_id}@example.com", 0)
+
+    def round_trips(self) -> int:
+        return self.emu.counters.snapshot()["http_requests"]
+
+    def link(self, user_id: str, task_id: str):  # noqa: ANN201
+        from syncd.store.tables import EventLink
+
+        with self.node.db.read() as s:
+            return s.get(EventLink, (user_id, task_id))
 
     def events(self, user_id: str) -> list[dict]:
         """What Google holds in the user's dedicated calendar (the emulator's admin view)."""

@@ -68,6 +68,9 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], ),
     sa.PrimaryKeyConstraint('user_id', 'task_id')
     )
+    with op.batch_alter_table('event_links', schema=None) as batch_op:
+        batch_op.create_index('ix_event_links_event', ['user_id', 'event_id'], unique=False)
+
     op.create_table('oauth_states',
     sa.Column('state_hash', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('user_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
