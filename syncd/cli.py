@@ -21,6 +21,8 @@ tasks_app = typer.Typer(no_args_is_help=True, help="Tasks (admin).")
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(tasks_app, name="tasks")
+calendar_app = typer.Typer(no_args_is_help=True, help="Google Calendar mirror (admin).")
+app.add_typer(calendar_app, name="calendar")
 
 
 def settings() -> Settings:
@@ -161,6 +163,50 @@ def tasks_delete(task_id: str) -> None:
 @tasks_app.command("show")
 def tasks_show(task_id: str) -> None:
     out(node().service.get_task(task_id).model_dump())
+
+
+@app.command()
+def demo(port: Annotated[Optional[int], typer.Option(help="HTTP port (default http.port, "
+                                                          "or a free one if taken).")] = None,
+         duration: Annotated[float, typer.Option(help="Stop after this many seconds "
+                                                      "(0: run until Ctrl-C).")] = 0,
+         every: Annotated[float, typer.Option(help="Seconds between new live tasks.")] = 45
+         ) -> None:
+    """The daemon + the Calendar emulator + sample users and tasks; prints the page's URL."""
+    from syncd import demo as demo_mod
+    from syncd import logs
+
+    s = settings()
+    logs.setup(s.log.model_copy(update={"level": "WARNING", "json_format": False}))
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    if duration:
+        timer = threading.Timer(duration, stop.set)
+        timer.daemon = True
+        timer.start()
+    demo_mod.run(s, stop, say=lambda line: typer.echo(line), port=port, every=every)
+
+
+@calendar_app.command("connect")
+def calendar_connect(user_id: str) -> None:
+    """Console OAuth flow: open the printed URL anywhere, consent, paste the address the
+    browser was sent back to. The running daemon finishes the setup."""
+    from urllib.parse import parse_qs, urlparse
+
+    n = node()
+    client = n.mirror.google.client
+    redirect = (client.redirect_uris[0] if client.kind == "installed" and client.redirect_uris
+                else None)
+    typer.echo("Open this address, consent, then paste the address you were sent back to:\n")
+    typer.echo(n.mirror.connect_url(user_id, redirect_uri=redirect))
+    back = typer.prompt("\nAddress", prompt_suffix=": ").strip()
+    query = {k: v[0] for k, v in parse_qs(urlparse(back).query).items()}
+    if "error" in query:
+        typer.echo(f"syncd: Google said {query['error']}", err=True)
+        raise typer.Exit(1)
+    connected = n.mirror.finish_connect(query.get("state", ""), query.get("code", ""))
+    typer.echo(f"connected {connected}: the daemon now creates the calendar and mirrors tasks")
 
 
 @app.command()
