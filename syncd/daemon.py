@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import socket
 from dataclasses import dataclass, field
 
@@ -19,6 +20,7 @@ from syncd.metrics import Metrics
 from syncd.notify.center import DELIVER_JOB, TIMER_JOB
 from syncd.notify.deliver import Deliverer
 from syncd.notify.hub import Hub
+from syncd.notify.relay import Relay
 from syncd.service import Service
 from syncd.settings import Settings
 from syncd.store.db import Database
@@ -35,7 +37,7 @@ class Node:
     worker: Worker
     service: Service
     deliverer: Deliverer
-    name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    name: str = ""
     metrics: Metrics = field(default_factory=Metrics)  # this node's own Prometheus registry
     probe: WorkerProbe | None = None  # worker progress, for /healthz and the watchdog
     mirror: Mirror | None = None  # the Google Calendar mirror (SPEC §5)
@@ -47,7 +49,8 @@ def build(settings: Settings, clock: Clock | None = None, *, migrate: bool = Tru
     db = Database(settings.database_url)
     if migrate:
         db.upgrade()
-    name = f"{socket.gethostname()}:{os.getpid()}"
+    # Unique per node even when several share a process (tests) or a pid (containers).
+    name = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
     hub = Hub()
     worker = Worker(db, clock, settings.jobs, node=name)
     service = Service(db, clock, settings, hub=hub, wake=worker.wake)
@@ -58,6 +61,8 @@ def build(settings: Settings, clock: Clock | None = None, *, migrate: bool = Tru
     node = Node(settings, clock, db, hub, worker, service, deliverer, name,
                 probe=WorkerProbe(worker))
     node.metrics.watch(node)
+    if db.is_postgres:
+        service.relay = Relay(db, name, service.show_live)
     node.mirror = mirror = Mirror(service, settings)
     node.watcher = Watcher(mirror)
     worker.register(SETUP_JOB, mirror.setup)

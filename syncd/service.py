@@ -23,6 +23,7 @@ from syncd.errors import Conflict, InvalidInput, NotFound
 from syncd.jobs.queue import ClaimedJob
 from syncd.notify.center import Center, Changes, recipient, task_value
 from syncd.notify.hub import Event, Hub
+from syncd.notify.relay import Relay
 from syncd.settings import Settings
 from syncd.store.db import Database
 from syncd.store.tables import Entry, Task, User, UserToken
@@ -57,6 +58,7 @@ class Service:
         self.policy = rules.Policy(due_soon=timedelta(minutes=n.due_soon_minutes),
                                    email_grace=timedelta(seconds=n.email_grace_seconds))
         self.center = Center(db, self.policy)
+        self.relay: Relay | None = None  # set on PostgreSQL, where several nodes share users
         # Called in the transaction of every task change with (session, task id, users
         # concerned, now); a listener returns when its follow-up job is due, or None.
         self.task_listeners: list[Callable[[Session, str, set[str], datetime],
@@ -69,15 +71,23 @@ class Service:
     def publish(self, changes: Changes) -> None:
         if changes.earliest_job is not None:
             self.wake()
+        events: dict[str, list[Event]] = {user_id: [] for user_id in changes.users}
         for entry in changes.created:
-            self.hub.publish(Event(entry.user_id, "notification",
-                                   {**entry_json(entry), "popup": not entry.center_only}))
+            events[entry.user_id].append(Event(entry.user_id, "notification", {
+                **entry_json(entry), "popup": not entry.center_only}))
         for user_id, ids in changes.removed.items():
-            self.hub.publish(Event(user_id, "removed", {"ids": ids}))
-        for user_id in changes.users:
-            if self.hub.watched(user_id):
-                self.hub.publish(Event(user_id, "unread_count",
-                                       {"count": self.unread_count(user_id)}))
+            events[user_id].append(Event(user_id, "removed", {"ids": ids}))
+        for user_id, evs in events.items():
+            self.show_live(user_id, evs)
+            if self.relay is not None:  # the user's open tabs may be on another node
+                self.relay.send(user_id, evs)
+
+    def show_live(self, user_id: str, events: list[Event]) -> None:
+        """Hand events to this node's open streams, then the count they leave (N13)."""
+        for event in events:
+            self.hub.publish(event)
+        if self.hub.watched(user_id):
+            self.hub.publish(Event(user_id, "unread_count", {"count": self.unread_count(user_id)}))
 
     # -- users --------------------------------------------------------------------------
 
@@ -109,7 +119,9 @@ class Service:
         user.updated_at = now
         s.add(user)
         s.flush()
-        if (user.timezone, user.all_day_notify_at) != before and user.created_at != now:
+        # (A user changed in the instant it was created still gets its timers moved; a new
+        # user simply has no tasks yet.)
+        if (user.timezone, user.all_day_notify_at) != before:
             who = recipient(user)
             open_whole_day = s.execute(select(Task).where(
                 Task.responsible_id == user.id, Task.due_date.is_not(None),
@@ -222,7 +234,12 @@ class Service:
         task = self.get_task(task_id)
         if task.completed_at is not None:
             return task  # completing twice is a no-op, not a second task_completed
-        return self.upsert_task(task_id, fields, actor_id=by)
+        try:
+            return self.upsert_task(task_id, fields, actor_id=by)
+        except InvalidInput as exc:  # an unknown `by` is named as the caller sent it
+            if exc.field in ("actor_id", "completed_by"):
+                raise InvalidInput(exc.message, field="by") from None
+            raise
 
     def delete_task(self, task_id: str) -> None:
         now = self.clock.now()
