@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench run emulator clean
+.PHONY: install demo test lint bench run emulator screenshots clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -28,6 +28,9 @@ test: install
 
 lint: install
 	$(BIN)/ruff check syncd tests bench
+
+screenshots: install
+	SYNCD_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/web -k "popup or center or profile"
 
 bench: install
 	$(BIN)/python -m bench.run

@@ -74,7 +74,7 @@ class Service:
         events: dict[str, list[Event]] = {user_id: [] for user_id in changes.users}
         for entry in changes.created:
             events[entry.user_id].append(Event(entry.user_id, "notification", {
-                **entry_json(entry), "popup": not entry.center_only}))
+                **entry_json(entry), "popup": entry.id in changes.popups}))
         for user_id, ids in changes.removed.items():
             events[user_id].append(Event(user_id, "removed", {"ids": ids}))
         for user_id, evs in events.items():

@@ -11,13 +11,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+from syncd.domain.messages import type_label
 from syncd.domain.model import Recipient, Task
 from syncd.domain.rules import local_instant
 
-TYPE_LABELS = {
-    "en": {"call": "Call", "meeting": "Meeting", "follow_up": "Follow up", "task": "Task"},
-    "ru": {"call": "Звонок", "meeting": "Встреча", "follow_up": "Связаться", "task": "Задача"},
-}
 OPEN_IN_CRM = {"en": "Open in CRM", "ru": "Открыть в CRM"}
 DONE_PREFIX = "✓ "
 GRAPHITE = "8"  # Google's colorId for graphite
@@ -51,8 +48,7 @@ def event_id(task_id: str, assignment: int, incarnation: int = 0) -> str:
 
 
 def _title(task: Task, locale: str) -> str:
-    label = TYPE_LABELS.get(locale, TYPE_LABELS["en"]).get(task.type, task.type)
-    title = f"{label}: {task.text}"
+    title = f"{type_label(task.type, locale)}: {task.text}"
     if len(title) > 1000:
         title = title[:999] + "…"
     return (DONE_PREFIX + title) if not task.is_open else title

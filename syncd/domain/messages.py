@@ -24,6 +24,17 @@ TITLES: dict[str, dict[Kind, str]] = {
     },
 }
 
+TYPE_LABELS = {
+    "en": {"call": "Call", "meeting": "Meeting", "follow_up": "Follow up", "task": "Task"},
+    "ru": {"call": "Звонок", "meeting": "Встреча", "follow_up": "Связаться", "task": "Задача"},
+}
+
+
+def type_label(task_type: str, locale: str) -> str:
+    """The CRM's own type words are shown as they are; the standard ones are translated."""
+    return TYPE_LABELS.get(locale, TYPE_LABELS["en"]).get(task_type, task_type)
+
+
 WORDS = {
     "en": {"due": "Due", "all_day": "all day", "by": "Set by", "done_by": "Completed by",
            "reconnect": "Reconnect Google Calendar in your profile to keep your tasks in sync."},
@@ -47,7 +58,7 @@ def render(kind: Kind, locale: str, *, task_type: str = "", text: str = "",
     title = TITLES[locale][kind]
     if kind is Kind.CALENDAR_DISCONNECTED:
         return title, words["reconnect"]
-    lines = [f"{task_type}: {text}" if task_type else text]
+    lines = [f"{type_label(task_type, locale)}: {text}" if task_type else text]
     if deadline:
         lines.append(f"{words['due']}: {deadline}")
     if actor_name:

@@ -31,6 +31,7 @@ class Changes:
     created: list[Entry] = field(default_factory=list)
     removed: dict[str, list[int]] = field(default_factory=dict)
     read: set[str] = field(default_factory=set)
+    popups: set[int] = field(default_factory=set)  # entries the browser toggle lets pop up
     earliest_job: datetime | None = None
 
     def job_at(self, at: datetime) -> None:
@@ -137,8 +138,13 @@ class Center:
             Entry.user_id == note.user_id, Entry.task_id == note.task_id,
             Entry.kind == note.kind.value, Entry.occurrence == note.occurrence)).scalar_one()
         changes.created.append(entry)
-        deadline = rules.due_instant(task_value(task), who) if task else None
-        for channel in rules.channels_for(note, who):
+        # N5: the email must leave before the deadline: due_at, or the end of a whole-day's
+        # date (not its notify time, which is when the entry is made: no grace at all).
+        deadline = rules.overdue_instant(task_value(task), who) if task else None
+        channels = rules.channels_for(note, who)
+        if Channel.BROWSER in channels:
+            changes.popups.add(entry.id)  # type: ignore[arg-type]
+        for channel in channels:
             at = (rules.email_send_at(note, now, deadline, self.policy)
                   if channel is Channel.EMAIL else now)
             self._deliver(session, entry, user, channel, task, at, now, changes)
@@ -155,6 +161,7 @@ class Center:
             "due_at": task.due_at.isoformat() if task and task.due_at else None,
             "due_date": _iso(task.due_date) if task else None,
         }
+        payload.update(_people(session, entry, user, task))  # for email/push senders
         delivery = Delivery(entry_id=entry.id, user_id=user.id, channel=channel.value,
                             recipient=address, payload=payload, send_after=at, created_at=now)
         if channel is Channel.EMAIL and not address:
@@ -172,3 +179,20 @@ def _iso(d: date | None) -> str | None:
     return d.isoformat() if d else None
 
 
+
+
+def _people(session: Session, entry: Entry, user: User, task: Task | None) -> dict:
+    """Who the message is to and who it is about: the entry's actor (who set, handed over or
+    completed the task) and the task's author, by name; plus the linked CRM entity."""
+    actor = session.get(User, entry.actor_id) if entry.actor_id else None
+    author = session.get(User, task.author_id) if task else None
+    return {
+        "user_name": user.name or user.id,
+        "actor_id": entry.actor_id,
+        "actor_name": (actor.name or actor.id) if actor else None,
+        "author_id": task.author_id if task else None,
+        "author_name": (author.name or author.id) if author else None,
+        "entity_type": task.entity_type if task else None,
+        "entity_id": task.entity_id if task else None,
+        "duration_minutes": task.duration_minutes if task else None,
+    }
