@@ -37,7 +37,11 @@ def node(migrate: bool = True):  # noqa: ANN201 (import kept lazy: `check-config
     from syncd.daemon import build
 
     s = settings()
-    return build(s, migrate=migrate)
+    try:
+        return build(s, migrate=migrate)
+    except SettingsError as exc:  # found while wiring (a sender's key file, …)
+        typer.echo(f"syncd: bad configuration\n{exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 def out(data: object) -> None:
@@ -50,6 +54,7 @@ def check_config() -> None:
     s = settings()
     data = s.model_dump(mode="json", by_alias=True)
     data["email"]["password"] = "***" if s.email.password else ""
+    data["webpush"]["vapid_private_key"] = "***" if s.webpush.vapid_private_key else ""
     data["api"]["keys"] = [k[:4] + "…" for k in s.api.keys]
     out(data)
 
@@ -59,18 +64,20 @@ def run(workers: Annotated[int, typer.Option(help="Worker threads.")] = 2) -> No
     """Run the daemon: HTTP API and workers, until SIGTERM (systemd Type=notify aware)."""
     import os
 
-    from syncd import logs
-    from syncd.daemon import build
-    from syncd.server import NodeServer, log_uncaught_thread_errors, mask_secrets
     from syncd.systemd import Notifier
 
     notifier = Notifier()  # a no-op unless systemd passed $NOTIFY_SOCKET
     try:
         s = load_settings()
-    except SettingsError as exc:
+    except SettingsError as exc:  # before the heavy imports: a typo fails fast
         notifier.status("bad configuration: " + str(exc).replace("\n", "; "))
         typer.echo(f"syncd: bad configuration\n{exc}", err=True)
         raise typer.Exit(2) from None
+
+    from syncd import logs
+    from syncd.daemon import build
+    from syncd.server import NodeServer, log_uncaught_thread_errors, mask_secrets
+
     logs.setup(s.log)
     mask_secrets(s)
     log_uncaught_thread_errors()
@@ -84,7 +91,12 @@ def run(workers: Annotated[int, typer.Option(help="Worker threads.")] = 2) -> No
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, on_signal)
     notifier.status("starting: database migrations")
-    n = build(s)
+    try:
+        n = build(s)
+    except SettingsError as exc:  # found while wiring (a sender's key file, …)
+        notifier.status("bad configuration: " + str(exc).replace("\n", "; "))
+        typer.echo(f"syncd: bad configuration\n{exc}", err=True)
+        raise typer.Exit(2) from None
     NodeServer(n, s.http.host, s.http.port, workers, notifier=notifier).run(stop)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -19,7 +19,12 @@ from pydantic_settings import (
 DEFAULT_SETTINGS_FILE = "settings.yaml"
 
 
-class HttpSettings(BaseModel):
+class Section(BaseModel):
+    # A misspelt key (`http.prot`) stops the daemon with its name rather than being ignored.
+    model_config = ConfigDict(extra="forbid")
+
+
+class HttpSettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     public_url: str = "http://127.0.0.1:8080"
@@ -27,12 +32,12 @@ class HttpSettings(BaseModel):
     stop_timeout_seconds: float = Field(20.0, ge=1, le=600)
 
 
-class DatabaseSettings(BaseModel):
+class DatabaseSettings(Section):
     # Empty means SQLite at <state_dir>/syncd.db.
     url: str = ""
 
 
-class ApiSettings(BaseModel):
+class ApiSettings(Section):
     keys: list[str] = Field(default_factory=list)
 
     @field_validator("keys")
@@ -62,7 +67,7 @@ def credential_path(configured: str) -> Path:
     return Path(configured)
 
 
-class NotifySettings(BaseModel):
+class NotifySettings(Section):
     due_soon_minutes: int = Field(5, ge=0, le=1440)
     email_grace_seconds: int = Field(60, ge=0, le=3600)
     all_day_notify_at: time = time(9, 0)
@@ -72,7 +77,7 @@ class NotifySettings(BaseModel):
     _tz = field_validator("default_timezone")(_check_timezone)
 
 
-class EmailSettings(BaseModel):
+class EmailSettings(Section):
     smtp_host: str = ""
     smtp_port: int = Field(25, ge=1, le=65535)
     starttls: bool = False
@@ -85,7 +90,7 @@ class EmailSettings(BaseModel):
     timeout_seconds: float = Field(30.0, gt=0, le=600)
 
 
-class WebPushSettings(BaseModel):
+class WebPushSettings(Section):
     vapid_private_key: str = ""
     vapid_subject: str = "mailto:admin@localhost"
     # How long a push service keeps a message for a browser that is offline.
@@ -95,7 +100,7 @@ class WebPushSettings(BaseModel):
     timeout_seconds: float = Field(10.0, gt=0, le=120)
 
 
-class FcmSettings(BaseModel):
+class FcmSettings(Section):
     service_account_file: str = ""
     base_url: str = "https://fcm.googleapis.com"
     # Empty: the project_id in the service-account file.
@@ -103,7 +108,7 @@ class FcmSettings(BaseModel):
     timeout_seconds: float = Field(10.0, gt=0, le=120)
 
 
-class GoogleSettings(BaseModel):
+class GoogleSettings(Section):
     client_file: str = "credentials/google-client.json"
     token_key_file: str = "credentials/token.key"
     api_endpoint: str = "https://www.googleapis.com"
@@ -133,7 +138,7 @@ class GoogleSettings(BaseModel):
     project_requests_per_minute: int = Field(9000, ge=1)
 
 
-class JobSettings(BaseModel):
+class JobSettings(Section):
     # The worker never sleeps longer than this, so other nodes' jobs are seen promptly.
     max_sleep_seconds: float = Field(1.0, gt=0, le=60)
     batch_size: int = Field(200, ge=1, le=5000)
@@ -145,7 +150,7 @@ class JobSettings(BaseModel):
     health_max_lateness_seconds: float = Field(600.0, ge=0)
 
 
-class LogSettings(BaseModel):
+class LogSettings(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     json_format: bool = Field(True, alias="json")
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from syncd import __doc__ as about
-from syncd.api import calendar, errors, notifications, ops, tasks, users
-from syncd.api import web
-from syncd.api import devices
+from syncd.api import calendar, devices, errors, notifications, ops, tasks, users, web
 from syncd.api.schemas import ErrorOut
 from syncd.daemon import Node
 

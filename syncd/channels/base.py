@@ -25,6 +25,10 @@ class PermanentError(Exception):
     """This message can never be delivered (bad address, unknown device)."""
 
 
+class Skipped(Exception):
+    """There is nowhere to send it (no browser subscribed, no enabled device): not a failure."""
+
+
 class Sender(Protocol):
     channel: str
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import update
 
-from syncd.channels.base import Message, PermanentError, Sender, TransientError
+from syncd.channels.base import Message, PermanentError, Sender, Skipped, TransientError
 from syncd.clock import Clock
 from syncd.domain.model import Channel, Kind
 from syncd.jobs.queue import ClaimedJob, GiveUp, RetryLater
@@ -52,6 +52,9 @@ class Deliverer:
             message = Message(d.id, d.channel, d.user_id, d.recipient, d.payload)
         try:
             sender.send(message)
+        except Skipped as exc:
+            self._settle(delivery_id, "skipped", str(exc)[:500])
+            return
         except PermanentError as exc:
             self._settle(delivery_id, "failed", str(exc)[:500])
             raise GiveUp(str(exc)) from exc

@@ -76,9 +76,12 @@ class Database:
         if not rows:
             return 0
         dialect = postgresql if self.is_postgres else sqlite
-        stmt = dialect.insert(model).values(rows).on_conflict_do_nothing(index_elements=conflict)
+        stmt = dialect.insert(model.__table__).on_conflict_do_nothing(index_elements=conflict)
         # RETURNING, because rowcount is unreliable for INSERT … ON CONFLICT across drivers.
-        return len(session.execute(stmt.returning(literal_column("1"))).all())
+        # The rows go as parameters: with .values(rows) the statement has no cache key and is
+        # compiled afresh on every call, which cost more than running it (one per center entry).
+        stmt = stmt.returning(literal_column("1"))
+        return len(session.execute(stmt, rows[0] if len(rows) == 1 else rows).all())
 
     def upsert(self, session: Session, model: type[SQLModel], row: dict, conflict: list[str],
                update: dict, only_if: Any) -> int:

@@ -26,7 +26,13 @@ class UTCDateTime(TypeDecorator):
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is None:
             return None
-        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+        # PostgreSQL hands timestamptz back in the session's TimeZone (the server's or the
+        # database's default, e.g. Europe/Moscow): normalised here, or a deadline read back
+        # would spell a different N11 occurrence ("…+03:00") than the one its timer was set
+        # with ("…+00:00"), and every timer would be dropped as stale.
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
 
 
 def _ts(nullable: bool = True, index: bool = False) -> Any:

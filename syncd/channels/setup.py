@@ -1,0 +1,35 @@
+"""Which senders a node runs: each channel only when configured (SPEC §6 settings)."""
+
+from __future__ import annotations
+
+import logging
+
+from syncd.channels.registry import Registry
+from syncd.clock import Clock
+from syncd.notify.deliver import Deliverer
+from syncd.settings import Settings, SettingsError
+from syncd.store.db import Database
+
+log = logging.getLogger(__name__)
+
+
+def register_senders(deliverer: Deliverer, settings: Settings, db: Database, clock: Clock) -> None:
+    """email: when email.smtp_host is set; browser (Web Push): always, with a generated VAPID
+    key unless one is configured; mobile (FCM): when fcm.service_account_file is set.
+    A bad setting raises SettingsError naming the key."""
+    from syncd.channels.email import EmailSender
+    from syncd.channels.fcm import FcmSender
+    from syncd.channels.webpush import WebPushSender, load_vapid_key
+
+    registry = Registry(db, clock)
+    public_url = settings.http.public_url
+    if settings.email.smtp_host:
+        try:
+            deliverer.register(EmailSender(settings.email, public_url, clock))
+        except ValueError as exc:
+            raise SettingsError(f"setting {exc}") from None
+    deliverer.register(WebPushSender(settings.webpush, load_vapid_key(settings), registry,
+                                     public_url))
+    if settings.fcm.service_account_file:
+        deliverer.register(FcmSender(settings.fcm, registry, public_url))
+    log.debug("senders", extra={"channels": sorted(deliverer.senders)})
