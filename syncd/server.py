@@ -171,8 +171,10 @@ class _MaskLiterals(logging.Formatter):
         self.inner = inner
         forms = set()
         for s in secrets:
-            # As written, and as json.dumps escapes it inside a JSON log line.
-            forms.update({s, json.dumps(s, ensure_ascii=False)[1:-1]})
+            # As written, inside a repr() (a dict logged as an extra), and each of those as
+            # json.dumps escapes it inside a JSON log line.
+            for form in (s, repr(s)[1:-1]):
+                forms.update({form, json.dumps(form, ensure_ascii=False)[1:-1]})
         self.secrets = sorted(forms, key=len, reverse=True)
 
     def format(self, record: logging.LogRecord) -> str:

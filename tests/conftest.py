@@ -106,6 +106,53 @@ class Api:
                 stmt = stmt.where(Delivery.user_id == user_id)
             return [(d.channel, e.kind, d.state, d.user_id) for d, e in s.execute(stmt).all()]
 
+    def delivery_rows(self, user_id: str | None = None) -> list[dict]:
+        """Every delivery with its entry's identity, send_after and reason, oldest first."""
+        from sqlmodel import select
+
+        from syncd.store.tables import Delivery, Entry
+
+        with self.node.db.read() as s:
+            stmt = (select(Delivery, Entry).join(Entry, Entry.id == Delivery.entry_id)
+                    .order_by(Delivery.id))
+            if user_id:
+                stmt = stmt.where(Delivery.user_id == user_id)
+            return [{"id": d.id, "channel": d.channel, "kind": e.kind, "state": d.state,
+                     "reason": d.reason, "user_id": d.user_id, "task_id": e.task_id,
+                     "occurrence": e.occurrence, "entry_id": e.id, "send_after": d.send_after,
+                     "entry_created_at": e.created_at} for d, e in s.execute(stmt).all()]
+
+    def entry_rows(self, user_id: str | None = None) -> list[dict]:
+        """Every center entry ever made, removed ones included, with its N11 identity."""
+        from sqlmodel import select
+
+        from syncd.store.tables import Entry
+
+        with self.node.db.read() as s:
+            stmt = select(Entry).order_by(Entry.id)
+            if user_id:
+                stmt = stmt.where(Entry.user_id == user_id)
+            return [{"id": e.id, "user_id": e.user_id, "task_id": e.task_id, "kind": e.kind,
+                     "occurrence": e.occurrence, "created_at": e.created_at,
+                     "read_at": e.read_at, "removed_at": e.removed_at}
+                    for e in s.execute(stmt).scalars()]
+
+    def job_rows(self) -> list[dict]:
+        """Every job row (timers, deliveries, …) with its key, state and due time."""
+        from sqlmodel import select
+
+        from syncd.store.tables import Job
+
+        with self.node.db.read() as s:
+            return [{"id": j.id, "kind": j.kind, "key": j.key, "state": j.state,
+                     "due_at": j.due_at, "payload": j.payload}
+                    for j in s.execute(select(Job).order_by(Job.id)).scalars()]
+
+    def token(self, user_id: str) -> str:
+        r = self.req("POST", f"/v1/users/{user_id}/tokens")
+        assert r.status_code == 201, r.text
+        return r.json()["token"]
+
 
 @pytest.fixture
 def api(node: Node, clock: ManualClock) -> Iterator[Api]:

@@ -29,13 +29,15 @@ def error_response(status: int, code: str, message: str, field: str | None = Non
 def _field(loc: tuple) -> str | None:
     # ("body", "entity", "url") → "entity.url"; ("query", "limit") → "limit"
     parts = [str(p) for p in loc[1:] if not str(p).startswith("function-after")]
+    if not parts and loc[:1] == ("body",):
+        return "body"  # the body as a whole: missing, or not a JSON object
     return ".".join(parts) or None
 
 
 async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
     first = exc.errors()[0]
     if first.get("type") == "json_invalid":
-        return error_response(400, "malformed_json", "request body is not valid JSON")
+        return error_response(400, "malformed_json", "request body is not valid JSON", "body")
     field = _field(tuple(first.get("loc", ())))
     message = first.get("msg", "invalid value")
     return error_response(422, "invalid", f"{field}: {message}" if field else message, field)

@@ -63,7 +63,8 @@ class Strict(BaseModel):
 
 class UserIn(Strict):
     name: Text(200) | None = None
-    email: Annotated[str, Field(max_length=254, pattern=r"^$|^[^@\s]+@[^@\s]+$")] | None = None
+    email: Annotated[str, Field(max_length=254, pattern=r"^$|^[^@\s]+@[^@\s]+$"),
+                     AfterValidator(_printable)] | None = None
     timezone: TimeZone | None = None
     locale: Literal["en", "ru"] | None = None
     all_day_notify_at: time | None = None
@@ -121,7 +122,8 @@ class SettingsOut(BaseModel):
 class EntityIn(Strict):
     type: Text(64, 1)
     id: Text(128, 1)
-    url: Annotated[str, Field(max_length=2048, pattern=r"^https?://\S+$")] | None = None
+    url: Annotated[str, Field(max_length=2048, pattern=r"^https?://\S+$"),
+                   AfterValidator(_printable)] | None = None
 
 
 NON_NULL = ("text", "type", "author_id", "responsible_id")

@@ -43,6 +43,7 @@ class ApiError(Exception):
         location: str | None = None,
         top_message: str | None = None,
         headers: dict[str, str] | None = None,
+        details: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__(f"{code} {reason}: {message}")
         self.code = code
@@ -54,6 +55,7 @@ class ApiError(Exception):
         # Google's top-level message sometimes differs from the per-error one (401, 403 scope).
         self.top_message = top_message or message
         self.headers = headers or {}
+        self.details = details
 
     def body(self) -> dict[str, Any]:
         item: dict[str, Any] = {"message": self.message, "domain": self.domain, "reason": self.reason}
@@ -65,6 +67,8 @@ class ApiError(Exception):
         status = _CANONICAL_STATUS.get(self.code)
         if status:
             error["status"] = status
+        if self.details:
+            error["details"] = self.details
         return {"error": error}
 
     def to_bytes(self) -> bytes:
@@ -89,32 +93,46 @@ def parse_error() -> ApiError:
     return ApiError(400, "parseError", "Parse Error")
 
 
-def login_required() -> ApiError:
+def _error_info(reason: str, method: str) -> list[dict[str, Any]]:
+    # Google's front end attaches a google.rpc.ErrorInfo to authentication failures; note
+    # that googleapiclient's HttpError.error_details then shows these, not "errors".
+    service, _, rest = method.partition(".")
+    resource, _, verb = rest.partition(".")
+    rpc = f"{service}.v3.{resource[:1].upper()}{resource[1:]}.{verb[:1].upper()}{verb[1:]}"
+    return [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": reason,
+             "domain": "googleapis.com",
+             "metadata": {"service": "calendar-json.googleapis.com", "method": rpc}}]
+
+
+def login_required(method: str) -> ApiError:
     return ApiError(
         401, "required", "Login Required.", location_type="header", location="Authorization",
         top_message="Request is missing required authentication credential. Expected OAuth 2 "
         "access token, login cookie or other valid authentication credential. See "
         "https://developers.google.com/identity/sign-in/web/devconsole-project.",
         headers={"WWW-Authenticate": AUTH_REALM},
+        details=_error_info("CREDENTIALS_MISSING", method),
     )
 
 
-def invalid_credentials() -> ApiError:
+def invalid_credentials(method: str | None = None) -> ApiError:
     return ApiError(
         401, "authError", "Invalid Credentials", location_type="header", location="Authorization",
         top_message="Request had invalid authentication credentials. Expected OAuth 2 access "
         "token, login cookie or other valid authentication credential. See "
         "https://developers.google.com/identity/sign-in/web/devconsole-project.",
         headers={"WWW-Authenticate": f'{AUTH_REALM}, error="invalid_token"'},
+        details=_error_info("ACCESS_TOKEN_TYPE_UNSUPPORTED", method) if method else None,
     )
 
 
-def insufficient_scopes(required_scopes: list[str]) -> ApiError:
+def insufficient_scopes(method: str, required_scopes: list[str]) -> ApiError:
     return ApiError(
         403, "insufficientPermissions", "Insufficient Permission",
         top_message="Request had insufficient authentication scopes.",
         headers={"WWW-Authenticate": f'{AUTH_REALM}, error="insufficient_scope", '
                                      f'scope="{" ".join(required_scopes)}"'},
+        details=_error_info("ACCESS_TOKEN_SCOPE_INSUFFICIENT", method),
     )
 
 
@@ -175,14 +193,24 @@ _BY_REASON = {
 }
 
 
+_DEFAULT_REASON = {400: "badRequest", 401: "authError", 403: "rateLimitExceeded",
+                   404: "notFound", 409: "duplicate", 410: "deleted", 412: "conditionNotMet",
+                   429: "rateLimitExceeded"}
+
+
 def injected(code: int, reason: str | None = None) -> ApiError:
-    """The error Google returns for `code` (and `reason`), for fault injection."""
-    if reason in _BY_REASON:
-        return _BY_REASON[reason]()
-    if reason == "rateLimitExceeded" or (reason is None and code in (403, 429)):
-        return rate_limit(code)
-    if reason is None and code == 401:
-        return invalid_credentials()
-    if reason is None and code >= 500:
-        return backend_error(code)
-    return ApiError(code, reason or "backendError", f"Injected fault {code}")
+    """The error Google returns with `code` (and `reason`), for fault injection."""
+    reason = reason or _DEFAULT_REASON.get(code, "backendError")
+    template = _BY_REASON.get(reason)
+    if reason == "rateLimitExceeded":
+        error = rate_limit(code)
+    elif template is not None:
+        error = template()
+    elif reason == "backendError":
+        error = backend_error(code)
+    elif reason == "badRequest":
+        error = ApiError(code, "badRequest", "Bad Request")
+    else:
+        error = ApiError(code, reason, f"Injected fault {code} {reason}")
+    error.code = code  # the status asked for wins over the reason's usual one
+    return error

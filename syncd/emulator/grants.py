@@ -160,8 +160,8 @@ class Grants:
                 for r in self.state.refresh_tokens.values():
                     if r.account == code.account and r.client_id == client.client_id:
                         r.scopes = sorted(set(r.scopes) | set(code.scopes))
-            return self._new_access_token(code.account, client.client_id, code.scopes,
-                                          refresh.token if refresh else None, refresh)
+            return self._new_access_token(code.account, client.client_id, code.scopes, refresh,
+                                          refresh is not None)
 
     # -- tokens ----------------------------------------------------------------------------
 
@@ -169,7 +169,7 @@ class Grants:
         """A grant made without the web flow (admin API): refresh and access token."""
         with self.state.lock:
             refresh = self._new_refresh_token(account, client_id, scopes)
-            return self._new_access_token(account, client_id, scopes, refresh.token, refresh)
+            return self._new_access_token(account, client_id, scopes, refresh, True)
 
     def refresh(self, client: OAuthClient, refresh_value: str,
                 requested: list[str] | None) -> IssuedTokens:
@@ -186,8 +186,8 @@ class Grants:
                                      "Some requested scopes were invalid. {invalid="
                                      f"[{', '.join(sorted(set(requested) - set(scopes)))}]}}")
                 scopes = sorted(set(requested))
-            return self._new_access_token(refresh.account, client.client_id, scopes,
-                                          refresh.token, None)
+            return self._new_access_token(refresh.account, client.client_id, scopes, refresh,
+                                          False)
 
     def access_token(self, value: str) -> AccessToken | None:
         token = self.state.access_tokens.get(value)
@@ -241,16 +241,18 @@ class Grants:
         return refresh
 
     def _new_access_token(self, account: str, client_id: str, scopes: list[str],
-                          refresh_token: str | None, new_refresh: RefreshToken | None
-                          ) -> IssuedTokens:
+                          refresh: RefreshToken | None, hand_out_refresh: bool) -> IssuedTokens:
+        """A fresh access token; the refresh token goes into the response only when it is new
+        (Google never repeats a refresh token in a refresh or re-consent response)."""
         ttl = self.settings.access_token_ttl
         token = AccessToken(token=_random("ya29.a0"), account=account, client_id=client_id,
                             scopes=frozenset(scopes),
                             expires_at=self.state.now().timestamp() + ttl,
-                            refresh_token=refresh_token)
+                            refresh_token=refresh.token if refresh else None)
         self.state.access_tokens[token.token] = token
         return IssuedTokens(access_token=token.token, expires_in=ttl, scopes=sorted(scopes),
-                            refresh_token=new_refresh.token if new_refresh else None)
+                            refresh_token=refresh.token if refresh and hand_out_refresh
+                            else None)
 
 
 def unknown_scopes(scopes: list[str]) -> list[str]:

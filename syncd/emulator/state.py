@@ -149,6 +149,10 @@ class EmulatorState:
     def seq(self) -> int:
         return self._seq
 
+    @property
+    def etag_counter(self) -> int:
+        return self._etag
+
     def next_etag(self) -> str:
         # Unique and increasing, shaped like Google's microsecond-based etags.
         self._etag = max(self._etag + 1, int(self.clock().timestamp() * 1_000_000))

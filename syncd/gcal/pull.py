@@ -65,7 +65,7 @@ class Puller:
               ) -> tuple[list[dict], str | None, bool]:
         """Every page of changes since `token` (or of the whole calendar). Returns the events,
         the next sync token and whether this was a full listing."""
-        events = self.m.google.calendar.events()
+        events = self.m.google.events
         full = token is None
         items: list[dict] = []
         page: str | None = None
@@ -101,54 +101,12 @@ class Puller:
             seen_ids: set[str] = set()
             for event in items:
                 seen_ids.add(event.get("id", ""))
-                self._apply(s, user, event, now, changes)
+                apply_event(self.m, s, user, event, now, changes)
             if full:
                 self._reconcile(s, user_id, seen_ids, started, now, changes)
             current.sync_token, current.last_pull_at = next_token, now
             s.add(current)
         self.m.service.publish(changes)
-
-    def _apply(self, s: Session, user: User, event: dict, now: datetime,
-               changes: Changes) -> None:
-        # A cancelled event may come back as little more than its id (Google documents only
-        # `id` as certain), so events are matched by id, not by our private properties.
-        link = s.execute(select(EventLink).where(
-            EventLink.user_id == user.id, EventLink.event_id == event.get("id"))).scalar()
-        if link is None or link.unlinked:
-            return  # not one of ours (added to our calendar by hand), or let go of (G11)
-        task_id = link.task_id
-        if link.etag is not None and event.get("etag") == link.etag:
-            return  # our own write coming back (G13)
-        task = s.get(Task, task_id)
-        if task is None or task.deleted_at is not None or task.responsible_id != user.id:
-            return  # the push job is about to delete this event (G8)
-        who = recipient(user)
-        google = cal.read_event(event, who, self.m.opts)
-        if google.deleted:
-            self.m.deleted_in_google(s, link, now, changes)
-            return
-        base = cal.Seen.from_dict(link.base) if link.base else cal.seen_of(task_value(task))
-        merged = cal.merge(base, google, cal.seen_of(task_value(task)))
-        fields: dict[str, Any] = {}
-        if merged.complete is True:  # G10: done in Google, by the responsible
-            fields.update(completed_at=now, completed_by=task.responsible_id,
-                          completed_source="calendar")
-        elif merged.complete is False:
-            fields.update(completed_at=None, completed_source=None)
-        if merged.due_at is not None:  # G12: moved in Google → the deadline follows (N7)
-            fields["due_at"] = merged.due_at
-        elif merged.due_date is not None:
-            fields["due_date"] = merged.due_date
-        if fields:
-            task = self.m.service.change_task(s, task_id, fields, task.responsible_id, now,
-                                              changes)
-        link.etag, link.synced = event.get("etag"), cal.normalize(event)
-        agreed = cal.seen_of(task_value(task))
-        link.base, link.updated_at = agreed.to_dict(), now
-        s.add(link)
-        if (agreed.done, agreed.due_at, agreed.due_date) != \
-                (google.done, google.due_at, google.due_date):
-            self.m.mark(s, user.id, [task_id], now)  # the CRM won a field: write it back
 
     def _reconcile(self, s: Session, user_id: str, seen_ids: set[str], started: datetime,
                    now: datetime, changes: Changes) -> None:
@@ -161,3 +119,52 @@ class Puller:
         for link in links:
             if link.event_id not in seen_ids:
                 self.m.deleted_in_google(s, link, now, changes)
+
+
+def apply_event(m: Mirror, s: Session, user: User, event: dict, now: datetime,
+                changes: Changes) -> None:
+    """One event as Google has it now → the task (G10–G13). Used by the pull, and by the push
+    when it adopts an event its own earlier insert made (409)."""
+    # A cancelled event may come back as little more than its id (Google documents only
+    # `id` as certain), so events are matched by id, not by our private properties.
+    link = s.execute(select(EventLink).where(
+        EventLink.user_id == user.id, EventLink.event_id == event.get("id"))).scalar()
+    if link is None or link.unlinked:
+        return  # not one of ours (added to our calendar by hand), or let go of (G11)
+    task_id = link.task_id
+    if link.etag is not None and event.get("etag") == link.etag:
+        return  # our own write coming back (G13)
+    task = s.get(Task, task_id)
+    if task is None or task.deleted_at is not None or task.responsible_id != user.id:
+        # The push job is about to delete this event (G8): the CRM's deletion or hand-over
+        # wins over what was done to it in Google. Its etag is taken all the same, or that
+        # delete's If-Match would meet 412, pull, and meet 412 again, forever.
+        link.etag, link.synced, link.updated_at = event.get("etag"), cal.normalize(event), now
+        s.add(link)
+        return
+    who = recipient(user)
+    google = cal.read_event(event, who, m.opts)
+    if google.deleted:
+        m.deleted_in_google(s, link, now, changes)
+        return
+    base = cal.Seen.from_dict(link.base) if link.base else cal.seen_of(task_value(task))
+    merged = cal.merge(base, google, cal.seen_of(task_value(task)))
+    fields: dict[str, Any] = {}
+    if merged.complete is True:  # G10: done in Google, by the responsible
+        fields.update(completed_at=now, completed_by=task.responsible_id,
+                      completed_source="calendar")
+    elif merged.complete is False:
+        fields.update(completed_at=None, completed_source=None)
+    if merged.due_at is not None:  # G12: moved in Google → the deadline follows (N7)
+        fields["due_at"] = merged.due_at
+    elif merged.due_date is not None:
+        fields["due_date"] = merged.due_date
+    if fields:
+        task = m.service.change_task(s, task_id, fields, task.responsible_id, now, changes)
+    link.etag, link.synced = event.get("etag"), cal.normalize(event)
+    agreed = cal.seen_of(task_value(task))
+    link.base, link.updated_at = agreed.to_dict(), now
+    s.add(link)
+    if (agreed.done, agreed.due_at, agreed.due_date) != \
+            (google.done, google.due_at, google.due_date):
+        m.mark(s, user.id, [task_id], now)  # the CRM won a field: write it back

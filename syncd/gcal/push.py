@@ -20,6 +20,7 @@ from sqlmodel import Session
 from syncd.domain import calendar as cal
 from syncd.gcal.client import BATCH_SIZE, Fault, classify
 from syncd.gcal.mirror import LIVE, PULL_JOB, Mirror
+from syncd.gcal.pull import apply_event
 from syncd.jobs import queue
 from syncd.jobs.queue import ClaimedJob, RetryLater
 from syncd.notify.center import Changes, recipient, task_value
@@ -138,7 +139,18 @@ class Pusher:
     def _op(self, s: Session, user: User, task: Task | None, link: EventLink | None,
             row: CalendarOutbox, now: datetime) -> Op | None:
         if link is not None and link.unlinked:
-            return None
+            handed_back = task is not None and task.responsible_id == user.id and \
+                link.event_id != cal.event_id(task.id, task.assignment_seq, link.incarnation)
+            if not handed_back:
+                return None  # G11: the user deleted this event in Google; it stays deleted
+            # The task went to someone else and came back since: a new assignment gets a new
+            # event (G8), whatever the user did to the old one.
+            assert task is not None
+            link.event_id = cal.event_id(task.id, task.assignment_seq)
+            link.unlinked, link.incarnation, link.etag, link.synced = False, 0, None, {}
+            link.base = cal.seen_of(task_value(task)).to_dict()
+            link.updated_at = now
+            s.add(link)
         want = self.desired(task, user, link, now)
         base = cal.seen_of(task_value(task)).to_dict() if task else {}
         if want is None:
@@ -148,9 +160,11 @@ class Pusher:
         if link is None or link.etag is None:
             if link is None:  # the id is stored before the insert goes out (G16)
                 assert task is not None
+                # So is what the event first says: if this insert lands but its answer is
+                # lost, whatever the user then does to the event is merged against it (G13).
                 link = EventLink(user_id=user.id, task_id=row.task_id,
                                  event_id=cal.event_id(task.id, task.assignment_seq),
-                                 updated_at=now)
+                                 base=base, updated_at=now)
                 s.add(link)
             body = {k: v for k, v in want.items() if v is not None}
             return Op(row.task_id, row.seq, "insert", link.event_id, {**body, "id": link.event_id},
@@ -166,7 +180,7 @@ class Pusher:
     # -- sending ------------------------------------------------------------------------
 
     def _request(self, op: Op, calendar_id: str) -> Any:
-        events = self.m.google.calendar.events()
+        events = self.m.google.events
         if op.kind == "insert":
             return events.insert(calendarId=calendar_id, body=op.body)
         if op.kind == "patch":
@@ -261,30 +275,25 @@ class Pusher:
         _clear(s, user_id, op.task_id, op.seq)
 
     def _adopt(self, user_id: str, calendar_id: str, op: Op, creds: Any) -> None:
-        """G5: 409 means our own earlier insert landed (or the id was used before). Read it once
-        and continue from there; a cancelled one can't be revived, so a fresh id is taken."""
+        """G5: 409 means our own earlier insert landed (or the id was used before) and its
+        answer was lost. Read the event once and take it as a pull would: what the user did
+        to it since is merged (G13), a deletion follows `on_event_deleted` (G11)."""
         try:
-            event = self.m.google.execute(self.m.google.calendar.events().get(
+            event = self.m.google.execute(self.m.google.events.get(
                 calendarId=calendar_id, eventId=op.event_id), creds, "events.get")
         except Exception as exc:  # noqa: BLE001 (the row stays; the next run tries again)
             log.warning("adopting %s failed: %s", op.event_id, exc)
             return
         now = self.m.clock.now()
+        changes = Changes()
         with self.m.db.transaction() as s:
             link = s.get(EventLink, (user_id, op.task_id))
-            if link is None:
+            user = s.get(User, user_id)
+            if link is None or user is None or link.event_id != op.event_id:
                 return
-            if event.get("status") == "cancelled":
-                task = s.get(Task, op.task_id)
-                link.incarnation += 1
-                link.event_id = cal.event_id(op.task_id, task.assignment_seq if task else 0,
-                                             link.incarnation)
-                link.etag, link.synced = None, {}
-            else:
-                link.etag, link.synced = event.get("etag"), cal.normalize(event)
-            link.updated_at = now
-            s.add(link)
+            apply_event(self.m, s, user, event, now, changes)
             _later(s, user_id, op.task_id, now)
+        self.m.service.publish(changes)
 
 
 def _clear(s: Session, user_id: str, task_id: str, seq: int) -> None:

@@ -39,7 +39,7 @@ class Watcher:
         token = secrets.token_urlsafe(24)
         body = {"id": uuid.uuid4().hex, "type": "web_hook", "address": self.m.g.webhook_url,
                 "token": token, "params": {"ttl": str(int(TTL.total_seconds()))}}
-        events = self.m.google.calendar.events()
+        events = self.m.google.events
         try:
             channel = self.m.google.execute(events.watch(calendarId=link.calendar_id, body=body),
                                             creds, "events.watch")

@@ -104,12 +104,19 @@ class Worker:
                 log.error("job gave up after %d attempts", job.attempts, extra={"job": job.key})
         return False
 
-    def _sleep_seconds(self) -> float:
+    def _tick(self) -> float:
+        """One look at the queue: claim what is due and run it. Returns how long to sleep."""
+        batch, look_again = queue.claim_next(self.db, self.clock.now(), self.settings.batch_size,
+                                             self.node, self.settings.lease_seconds)
+        if batch:
+            self._run_batch(batch)
+            # Its handlers may have added work due now (a timer's deliveries), or put a job
+            # back for later (a retry): the next look, at once, sees both.
+            return 0.0
         cap = self.settings.max_sleep_seconds
-        due = queue.next_due(self.db)
-        if due is None:
+        if look_again is None:
             return cap
-        return max(0.0, min(cap, (due - self.clock.now()).total_seconds()))
+        return max(0.0, min(cap, (look_again - self.clock.now()).total_seconds()))
 
     def _loop(self) -> None:
         while not self._stopping.is_set():
@@ -117,8 +124,7 @@ class Worker:
             with self._wakeup:
                 seen = self._wakes  # a wake() from here on means: look again, don't sleep
             try:
-                ran = self.run_due()
-                timeout = 0.0 if ran else self._sleep_seconds()
+                timeout = self._tick()
             except Exception:  # the database may be briefly unreachable; keep the loop alive
                 log.exception("worker loop error")
                 timeout = self.settings.max_sleep_seconds

@@ -9,7 +9,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, literal_column
+from sqlalchemy import Engine, create_engine, event, literal_column, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel
 
@@ -94,6 +94,11 @@ class Database:
     def upgrade(self) -> None:
         """Apply every Alembic migration (idempotent)."""
         with self.engine.connect() as conn:
+            if self.is_postgres:
+                # Nodes starting together (SPEC §7) would otherwise race through the same DDL
+                # and all but one crash ("alembic_version already exists"). The lock is held
+                # until the migration's transaction commits; the others then find it at head.
+                conn.execute(text("SELECT pg_advisory_xact_lock(7361626)"))  # "syncd" schema
             cfg = alembic_config(self.url)
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
