@@ -36,3 +36,10 @@ class Unauthorized(SyncdError):
 class Forbidden(SyncdError):
     status = 403
     code = "forbidden"
+
+
+class NotConfigured(SyncdError):
+    """A feature this server was not set up for (e.g. no Google OAuth client file)."""
+
+    status = 409
+    code = "not_configured"

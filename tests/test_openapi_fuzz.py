@@ -80,7 +80,7 @@ def seeded() -> Iterator[None]:
 
 @schema.hook("flatmap_path_parameters")
 def known_ids(context, path_parameters):
-    """Half the time, a path `id` (and a notification `nid`) is one that exists."""
+    """Often, a path `id` (and a notification `nid`) is one that exists."""
     if not isinstance(path_parameters, dict) or "id" not in path_parameters:
         return st.just(path_parameters)
     known = USERS

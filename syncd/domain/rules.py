@@ -215,3 +215,15 @@ def on_recipient_change(task: Task, who: Recipient, now: datetime, policy: Polic
         withdraw=[Withdraw(task.id, who.id, TIMER_KINDS, remove_entries=False)],
         timers=_timers(task, who, now, policy),
     )
+
+
+def reminder_is_stale(kind: Kind, occurrence: str, tz: str, now: datetime) -> bool:
+    """N12: a `task_due` message not yet out when its deadline passes is never sent late.
+    `occurrence` is the deadline it was for: an instant, or a whole-day date."""
+    if kind is not Kind.TASK_DUE:
+        return False
+    if "T" in occurrence:
+        deadline = datetime.fromisoformat(occurrence)
+    else:
+        deadline = local_instant(date.fromisoformat(occurrence) + timedelta(days=1), time(0, 0), tz)
+    return deadline <= now

@@ -22,6 +22,7 @@ from googleapiclient.errors import HttpError
 from googleapiclient.http import BatchHttpRequest, HttpRequest
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
+from syncd.errors import NotConfigured
 from syncd.gcal.tokens import credential_path
 from syncd.settings import GoogleSettings
 
@@ -78,8 +79,9 @@ class OAuthClient:
         try:
             data = json.loads(path.read_text())
         except FileNotFoundError:
-            raise FileNotFoundError(f"Google OAuth client file not found: {path} "
-                                    "(setting google.client_file; see credentials/README.md)")
+            raise NotConfigured("Google Calendar is not set up on this server: no OAuth client "
+                                f"file at {path} (setting google.client_file; see "
+                                "credentials/README.md)") from None
         kind = "web" if "web" in data else "installed"
         c = data[kind]
         return cls(c["client_id"], c.get("client_secret", ""),

@@ -7,6 +7,7 @@ from sqlalchemy import update
 
 from syncd.channels.base import Message, PermanentError, Sender, Skipped, TransientError
 from syncd.clock import Clock
+from syncd.domain import rules
 from syncd.domain.model import Channel, Kind
 from syncd.jobs.queue import ClaimedJob, GiveUp, RetryLater
 from syncd.store.db import Database
@@ -43,6 +44,10 @@ class Deliverer:
             if (d.channel == Channel.EMAIL and entry.kind == Kind.TASK_DUE
                     and entry.read_at is not None):
                 d.state, d.reason = "skipped", "read in the app first (N5)"
+                return
+            tz = d.payload.get("timezone") or "UTC"
+            if rules.reminder_is_stale(Kind(entry.kind), entry.occurrence, tz, self.clock.now()):
+                d.state, d.reason = "skipped", "deadline passed before it could be sent (N12)"
                 return
             sender = self.senders.get(d.channel)
             if sender is None:
