@@ -57,10 +57,10 @@ class WorkerProbe:
             if not getattr(handler, "_syncd_probed", False):
                 self.worker.handlers[kind] = self._wrap(handler)
 
-    def _wrap(self, handler: Callable[[Any], None]) -> Callable[[Any], None]:
-        def probed(job: Any) -> None:
+    def _wrap(self, handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        def probed(job: Any) -> Any:  # returns what the handler returns (a recurring job: when next)
             try:
-                handler(job)
+                return handler(job)
             finally:
                 with self._lock:
                     self._last_job = time.monotonic()
@@ -138,7 +138,7 @@ CHECKS: list[HealthCheck] = [check_database, check_workers, check_jobs, check_ca
 def run_check(check: HealthCheck, node: Node, now: datetime) -> Check:
     try:
         return check(node, now)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 (a failing check is a result, not a crash)
         name = getattr(check, "__name__", "check").removeprefix("check_")
         log.warning("health check failed", extra={"check": name, "error": str(exc)})
         # /healthz is unauthenticated: the class name only, the details are in the log.

@@ -22,8 +22,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
-from prometheus_client.exposition import choose_encoder
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 from sqlalchemy import select
 
@@ -117,7 +117,7 @@ class _NodeCollector(Collector):
         try:
             counts = queue.counts(node.db, now)
             oldest = health.oldest_overdue_seconds(node, now)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 (reported as syncd_database_up 0)
             log.warning("metrics: database unreachable", extra={"error": str(exc)})
             up.add_metric([], 0)
             yield up

@@ -155,7 +155,7 @@ def log_uncaught_thread_errors() -> None:
 
     threading.excepthook = hook
 
-    def main_hook(exc_type, exc, tb) -> None:  # noqa: ANN001
+    def main_hook(exc_type, exc, tb) -> None:
         log.critical("uncaught exception", exc_info=(exc_type, exc, tb))
 
     sys.excepthook = main_hook

@@ -82,7 +82,7 @@ class Daemon:
                 pass
         return out
 
-    def wait_serving(self, timeout: float = 30) -> str:
+    def wait_serving(self, timeout: float = 120) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for rec in self.records():

@@ -85,7 +85,7 @@ def test_stalled_workers_are_unhealthy(api: Api, monkeypatch: pytest.MonkeyPatch
 
 def test_database_unreachable_is_unhealthy(running: Api, monkeypatch: pytest.MonkeyPatch
                                            ) -> None:
-    def down(*_a: object, **_k: object):  # noqa: ANN202
+    def down(*_a: object, **_k: object):
         raise OperationalError("SELECT 1", {}, Exception("password=hunter2 refused"))
 
     monkeypatch.setattr(running.node.db, "read", down)
@@ -197,10 +197,21 @@ def test_each_node_has_its_own_registry(tmp_path: Path) -> None:
 
 def test_metrics_survive_an_unreachable_database(api: Api, monkeypatch: pytest.MonkeyPatch
                                                  ) -> None:
-    def down(*_a: object, **_k: object):  # noqa: ANN202
+    def down(*_a: object, **_k: object):
         raise OperationalError("SELECT 1", {}, Exception("refused"))
 
     monkeypatch.setattr(api.node.db, "read", down)
     m = metrics(api)
     assert m["syncd_database_up"] == 0
     assert "syncd_jobs_due" not in m
+
+
+def test_the_worker_probe_passes_handler_results_through(node: Node) -> None:
+    # Recurring jobs return when they are next due; the probe's wrapper must not eat that.
+    node.worker.register("probe-test", lambda job: START)
+    node.probe.install()
+    node.probe.install()  # idempotent: wrapped once
+    handler = node.worker.handlers["probe-test"]
+    assert handler(None) == START
+    assert not getattr(handler.__wrapped__, "_syncd_probed", False)
+    assert node.probe.seconds_since_job() is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import tempfile
@@ -34,7 +35,7 @@ class Listener:
         while not self._stop.is_set():
             try:
                 data = self.sock.recv(4096)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 return
@@ -125,7 +126,7 @@ def test_watchdog_pings_only_while_healthy(abstract_listener: Listener) -> None:
     dog.start()
     try:
         time.sleep(0.3)
-        pings = lambda: sum(1 for _, line in abstract_listener.lines() if line == "WATCHDOG=1")  # noqa: E731
+        pings = lambda: sum(1 for _, line in abstract_listener.lines() if line == "WATCHDOG=1")
         assert pings() >= 3
         healthy.clear()
         time.sleep(0.15)
@@ -151,7 +152,7 @@ def test_syncd_run_speaks_the_notify_protocol(tmp_path: Path, abstract_listener:
     d = Daemon.spawn(tmp_path, base_settings(tmp_path), env={
         "NOTIFY_SOCKET": abstract_listener.address, "WATCHDOG_USEC": "2000000"})
     daemons.append(d)
-    ready = abstract_listener.wait_for("READY=1")
+    ready = abstract_listener.wait_for("READY=1", timeout=120)
     url = d.wait_serving()
     with d.client() as c:  # READY=1 means serving: the port answers
         assert c.get("/healthz").status_code == 200
@@ -162,8 +163,10 @@ def test_syncd_run_speaks_the_notify_protocol(tmp_path: Path, abstract_listener:
     time.sleep(3.3)
     pings = [t for t, line in abstract_listener.lines() if line == "WATCHDOG=1" and t >= ready]
     assert len(pings) >= 3, abstract_listener.lines()
-    gaps = [b - a for a, b in zip(pings, pings[1:])]
-    assert all(0.7 < g < 1.5 for g in gaps), gaps
+    gaps = [b - a for a, b in itertools.pairwise(pings)]
+    # ~1 s apart (not 2 s): generous bounds for a loaded CI machine's thread scheduling.
+    assert all(0.5 < g < 1.9 for g in gaps), gaps
+    assert 0.8 < sum(gaps) / len(gaps) < 1.4, gaps
 
     rc, took = d.terminate()
     assert rc == 0, d.output
