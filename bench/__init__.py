@@ -13,13 +13,13 @@ from typing import Any
 BENCH_API_KEY = "bench-api-key-0123456789"
 
 
-def settings(state_dir: Path, url: str = "", **overrides: Any):  # noqa: ANN201
+def settings(state_dir: Path, url: str = "", **overrides: Any):
     """Settings for a throwaway node: defaults for everything the benchmark doesn't say."""
     from syncd.settings import Settings
 
-    base: dict[str, Any] = dict(state_dir=state_dir, database={"url": url},
-                                api={"keys": [BENCH_API_KEY]},
-                                log={"level": "WARNING", "json": False})
+    base: dict[str, Any] = {"state_dir": state_dir, "database": {"url": url},
+                                "api": {"keys": [BENCH_API_KEY]},
+                                "log": {"level": "WARNING", "json": False}}
     base.update(overrides)
     return Settings(**base)
 
@@ -35,8 +35,8 @@ def row(benchmark: str, metric: str, value: float, unit: str, *, baseline: float
         ratio: float | None = None, target: str | None = None, ok: bool | None = None) -> dict:
     if ratio is None and baseline:
         ratio = value / baseline
-    return dict(benchmark=benchmark, metric=metric, value=value, unit=unit, baseline=baseline,
-                ratio=ratio, target=target, ok=ok)
+    return {"benchmark": benchmark, "metric": metric, "value": value, "unit": unit, "baseline": baseline,
+                "ratio": ratio, "target": target, "ok": ok}
 
 
 def show(rows: list[dict]) -> None:

@@ -22,7 +22,7 @@ import sqlite3
 import statistics
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import text
@@ -42,13 +42,13 @@ INDEXES = {  # as the migrations create them
 
 def ts(t: datetime) -> str:
     """The text SQLAlchemy stores a UTCDateTime as on SQLite (naive UTC)."""
-    return t.astimezone(timezone.utc).replace(tzinfo=None).isoformat(" ", "microseconds")
+    return t.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def fill(db: Database, start: int, stop: int, now: datetime, rng: random.Random) -> None:
     """Tasks start..stop-1 and their jobs, in one transaction, with executemany."""
     tasks, jobs = [], []
-    base = now.astimezone(timezone.utc).replace(tzinfo=None)  # naive UTC: fast to format
+    base = now.astimezone(UTC).replace(tzinfo=None)  # naive UTC: fast to format
     created = ts(now - timedelta(days=400))
     lead = timedelta(minutes=5)
     for n in range(start, stop):
@@ -63,9 +63,10 @@ def fill(db: Database, start: int, stop: int, now: datetime, rng: random.Random)
         attempts = 0 if ahead else 1
         group = f"task:{tid}"
         for kind, at in (("task_due", fire_s), ("task_overdue", due_s)):
-            jobs.append(("timer", f"timer:{kind}:{tid}:{uid}:{deadline}", group,
-                         f'{{"kind": "{kind}", "user_id": "{uid}", "task_id": "{tid}", '
-                         f'"occurrence": "{deadline}"}}', state, at, attempts, created, created))
+            payload = (f'{{"kind": "{kind}", "user_id": "{uid}", "task_id": "{tid}", '
+                       f'"occurrence": "{deadline}"}}')
+            jobs.append(("timer", f"timer:{kind}:{tid}:{uid}:{deadline}", group, payload, state,
+                         at, attempts, created, created))
         jobs.append(("deliver", f"deliver:x{n:07d}", group, f'{{"delivery_id": {n}}}', "done",
                      fire_s, 1, created, created))
     # Setup only, on its own connection: a big page cache for the index updates and no syncs.
@@ -112,7 +113,7 @@ def time_ticks(db: Database, now: datetime, rounds: int) -> tuple[float, float]:
 
 def run(sizes: list[int], rounds: int = 30, seed: int = 1) -> list[dict]:
     rng = random.Random(seed)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     indexed: dict[int, tuple[float, float]] = {}
     scanned: dict[int, tuple[float, float]] = {}
     fill_seconds: dict[int, float] = {}

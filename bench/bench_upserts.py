@@ -23,7 +23,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -49,7 +49,7 @@ def task_body(n: int, tomorrow: datetime) -> dict:
             "due_at": (tomorrow + timedelta(seconds=n)).isoformat()}
 
 
-def hammer(call, clients: int, seconds: float) -> tuple[int, list[float], float]:  # noqa: ANN001
+def hammer(call, clients: int, seconds: float) -> tuple[int, list[float], float]:
     """Run `call(client, n)` from `clients` threads for `seconds`; (count, latencies, wall)."""
     latencies: list[list[float]] = [[] for _ in range(clients)]
     errors: list[BaseException] = []
@@ -65,7 +65,7 @@ def hammer(call, clients: int, seconds: float) -> tuple[int, list[float], float]
                 call(c, n)
                 latencies[c].append(time.perf_counter() - t0)
                 n += clients
-        except BaseException as exc:  # noqa: BLE001 (reported below)
+        except BaseException as exc:  # noqa: BLE001 (re-raised below, in the caller)
             errors.append(exc)
 
     threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
@@ -110,7 +110,7 @@ def over_http(clients: int, seconds: float, tmp: Path) -> tuple[int, list[float]
                     for _ in range(clients)]
         for uid in ["boss"] + [f"u{i:03d}" for i in range(USERS)]:
             sessions[0].put(f"/v1/users/{uid}", json={"name": uid}).raise_for_status()
-        tomorrow = datetime.now(timezone.utc) + timedelta(days=1)
+        tomorrow = datetime.now(UTC) + timedelta(days=1)
 
         def call(c: int, n: int) -> None:
             r = sessions[c].put(f"/v1/tasks/t{n}", json=task_body(n, tomorrow))
@@ -135,7 +135,7 @@ def direct(clients: int, seconds: float, tmp: Path) -> tuple[int, list[float], f
     svc = node.service
     for uid in ["boss"] + [f"u{i:03d}" for i in range(USERS)]:
         svc.put_user(uid, {"name": uid})
-    tomorrow = datetime.now(timezone.utc) + timedelta(days=1)
+    tomorrow = datetime.now(UTC) + timedelta(days=1)
     node.worker.start(2)
     try:
         def call(c: int, n: int) -> None:

@@ -288,7 +288,12 @@ class Service:
         now = self.clock.now()
         changes = Changes()
         with self.db.transaction() as s:
-            row = s.get(Task, timer.task_id)
+            # Locked like every task change locks it: a completion, move or deletion committing
+            # meanwhile on another node is either seen here (and nothing fires) or waits for
+            # this entry and removes it. Unlocked, the entry could land just after the change
+            # had swept the task's entries, and a completed task kept a live task_overdue (N9).
+            row = s.execute(select(Task).where(Task.id == timer.task_id)
+                            .with_for_update()).scalar()
             user = s.get(User, timer.user_id)
             if row is None or row.deleted_at is not None or user is None:
                 return

@@ -358,3 +358,31 @@ def test_a_batch_past_half_its_lease_hands_back_the_rest(db: Database) -> None:
     assert ran == keys
     assert [job(db, k).state for k in keys] == ["done"] * 4
     assert [job(db, k).attempts for k in keys] == [1, 1, 1, 1]
+
+
+def test_claim_next_says_when_to_look_again(db: Database) -> None:
+    add(db, "now", START)
+    add(db, "soon", START + timedelta(seconds=30))
+    got, look_again = queue.claim_next(db, START, 10, "a", LEASE)
+    assert [j.key for j in got] == ["now"] and look_again == START + timedelta(seconds=30)
+    add(db, "also-now", START)
+    add(db, "and-this", START)
+    got, look_again = queue.claim_next(db, START, 1, "a", LEASE)
+    assert len(got) == 1 and look_again == START  # a full batch: more may be due at once
+
+
+def test_a_row_locked_elsewhere_is_skipped_not_spun_on(db: Database) -> None:
+    """PostgreSQL: a due row another transaction holds is skipped (SKIP LOCKED); the worker
+    looks again shortly instead of spinning on it, and gets it once it is free."""
+    if not db.is_postgres:
+        pytest.skip("SQLite has no row locks: a writer holds the whole database")
+    from syncd.jobs.worker import RECHECK_SECONDS
+
+    add(db, "k1", START)
+    ran: list[str] = []
+    w = Worker(db, ManualClock(START), SETTINGS, "a", {"test": lambda j: ran.append(j.key)})
+    with db.transaction() as s:
+        s.execute(select(Job).where(Job.key == "k1").with_for_update())
+        assert w._tick() == RECHECK_SECONDS
+    assert ran == []
+    assert w._tick() == 0.0 and ran == ["k1"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -30,7 +30,7 @@ def sleepy(tmp_path: Path) -> Iterator[Node]:
     n.db.dispose()
 
 
-def wait_for(predicate, timeout: float, step: float = 0.01):  # noqa: ANN001, ANN201
+def wait_for(predicate, timeout: float, step: float = 0.01):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if result := predicate():
@@ -51,7 +51,7 @@ def test_a_job_enqueued_through_the_service_wakes_the_sleeping_worker(sleepy: No
     svc.put_user("bob", {"name": "Bob"})
     sleepy.worker.start(2)
     time.sleep(0.3)  # both threads are now in their 30 s sleep
-    fire_at = datetime.now(timezone.utc) + timedelta(seconds=1)
+    fire_at = datetime.now(UTC) + timedelta(seconds=1)
     svc.upsert_task("t1", {"text": "Call", "responsible_id": "bob",
                            "due_at": fire_at + timedelta(minutes=5)}, actor_id="ann")
     entry = wait_for(lambda: task_due_entry(sleepy, "t1"), timeout=5)
@@ -65,16 +65,16 @@ def test_a_job_enqueued_sooner_than_the_one_slept_for_runs_on_time(sleepy: Node)
     ran: dict[str, datetime] = {}
 
     def probe(j: ClaimedJob) -> None:
-        ran.setdefault(j.key, datetime.now(timezone.utc))
+        ran.setdefault(j.key, datetime.now(UTC))
 
     sleepy.worker.register("probe", probe)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with sleepy.db.transaction() as s:
         queue.enqueue(sleepy.db, s, kind="probe", key="far", due_at=now + timedelta(seconds=20),
                       payload={}, group="", now=now)
     sleepy.worker.start(1)
     time.sleep(0.3)  # sleeping until "far", 20 s away
-    soon = datetime.now(timezone.utc) + timedelta(seconds=0.5)
+    soon = datetime.now(UTC) + timedelta(seconds=0.5)
     with sleepy.db.transaction() as s:
         queue.enqueue(sleepy.db, s, kind="probe", key="soon", due_at=soon, payload={}, group="",
                       now=soon)
@@ -94,7 +94,7 @@ def test_stop_drains(sleepy: Node) -> None:
         ran.append(j.key)
 
     sleepy.worker.register("slow", slow)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with sleepy.db.transaction() as s:
         for i in range(5):
             queue.enqueue(sleepy.db, s, kind="slow", key=f"k{i}", due_at=now, payload={},

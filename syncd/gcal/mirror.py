@@ -10,6 +10,7 @@ from typing import Any
 
 from google.oauth2.credentials import Credentials
 from sqlalchemy import delete, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from syncd.domain import rules
@@ -24,7 +25,7 @@ from syncd.jobs.queue import ClaimedJob, RetryLater
 from syncd.notify.center import Changes
 from syncd.service import Service
 from syncd.settings import Settings
-from syncd.store.tables import CalendarLink, CalendarOutbox, EventLink, Task, User
+from syncd.store.tables import CalendarLink, CalendarOutbox, EventLink, Job, Task, User
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +63,16 @@ class Mirror:
     # -- jobs ---------------------------------------------------------------------------
 
     def ensure(self, s: Session, kind: str, user_id: str, at: datetime) -> datetime:
-        queue.ensure(self.db, s, kind=kind, key=f"{kind}:{user_id}", due_at=at,
-                     payload={"user_id": user_id}, group=user_group(user_id),
-                     now=self.clock.now())
+        key = f"{kind}:{user_id}"
+        # A burst of task changes finds the push job pending and due already: a locked read
+        # (a claim skips the row until we commit, so it will see our outbox rows) is much
+        # cheaper than the upsert, which would change nothing then.
+        job = s.execute(select(Job.state, Job.due_at).where(Job.key == key)
+                        .with_for_update()).first()
+        if job is not None and job.state == "pending" and job.due_at <= at:
+            return at
+        queue.ensure(self.db, s, kind=kind, key=key, due_at=at, payload={"user_id": user_id},
+                     group=user_group(user_id), now=self.clock.now())
         return at
 
     def record_change(self, s: Session, task_id: str, user_ids: set[str],
@@ -78,13 +86,22 @@ class Mirror:
         return now if live else None
 
     def mark(self, s: Session, user_id: str, task_ids: list[str], now: datetime) -> None:
-        for task_id in task_ids:
-            row = dict(user_id=user_id, task_id=task_id, seq=1, attempts=0, not_before=now,
-                       changed_at=now)
-            self.db.upsert(s, CalendarOutbox, row, conflict=["user_id", "task_id"],
-                           update=dict(seq=CalendarOutbox.seq + 1, attempts=0, not_before=now,
-                                       changed_at=now), only_if=None)
+        """Queue these tasks' events for the user's next push. Every change bumps `seq`, so a
+        push clears a row only if nothing newer came while its request was out."""
+        if task_ids:
+            s.execute(self._outbox_upsert, [
+                dict(user_id=user_id, task_id=task_id, seq=1, attempts=0, not_before=now,
+                     changed_at=now) for task_id in task_ids])
         self.ensure(s, PUSH_JOB, user_id, now)
+
+    @cached_property
+    def _outbox_upsert(self) -> Any:
+        # Built once, values as parameters: compiled once, and a backfill is one executemany.
+        stmt = (postgresql if self.db.is_postgres else sqlite).insert(CalendarOutbox)
+        return stmt.on_conflict_do_update(
+            index_elements=["user_id", "task_id"],
+            set_=dict(seq=CalendarOutbox.seq + 1, attempts=0,
+                      not_before=stmt.excluded.not_before, changed_at=stmt.excluded.changed_at))
 
     # -- state --------------------------------------------------------------------------
 
@@ -220,7 +237,11 @@ class Mirror:
             task_ids = s.execute(select(Task.id).where(
                 Task.responsible_id == user_id, Task.deleted_at.is_(None),
                 or_(Task.completed_at.is_(None), Task.completed_at >= since))).scalars().all()
-            self.mark(s, user_id, list(task_ids), now)
+            # Reconnecting after a lost grant (G15), the calendar still holds the events of
+            # tasks deleted or handed away while nothing was pushed: they are revisited too.
+            linked = s.execute(select(EventLink.task_id).where(
+                EventLink.user_id == user_id, EventLink.unlinked.is_(False))).scalars().all()
+            self.mark(s, user_id, sorted(set(task_ids) | set(linked)), now)
             self.ensure(s, PULL_JOB, user_id, now)
             if self.g.webhook_url:
                 self.ensure(s, WATCH_JOB, user_id, now)

@@ -24,13 +24,14 @@ from syncd.store.tables import CalendarLink, EventLink, Task, User
 
 log = logging.getLogger(__name__)
 
-LEASE = timedelta(seconds=300)
 PAGE = 2500  # Google's maximum maxResults for events.list
 
 
 class Puller:
     def __init__(self, mirror: Mirror) -> None:
         self.m = mirror
+        # One puller per user at a time, for as long as the job is claimed (see Pusher).
+        self.lease = timedelta(seconds=mirror.settings.jobs.lease_seconds)
 
     def __call__(self, job: ClaimedJob) -> datetime | None:
         user_id = job.payload["user_id"]
@@ -43,7 +44,7 @@ class Puller:
                 return link.paused_until
             if link.pull_lease_until and link.pull_lease_until > now:
                 raise RetryLater("another worker is pulling this user", delay=1.0)
-            link.pull_lease_until = now + LEASE
+            link.pull_lease_until = now + self.lease
             s.add(link)
         creds = self.m.credentials(link)
         before = creds.token
@@ -98,10 +99,10 @@ class Puller:
             current = s.get(CalendarLink, user_id)
             if user is None or current is None or current.state not in LIVE:
                 return
-            seen_ids: set[str] = set()
+            seen_ids = {event.get("id", "") for event in items}
+            links = _links(s, user_id, seen_ids)
             for event in items:
-                seen_ids.add(event.get("id", ""))
-                apply_event(self.m, s, user, event, now, changes)
+                apply_event(self.m, s, user, event, now, changes, links.get(event.get("id", "")))
             if full:
                 self._reconcile(s, user_id, seen_ids, started, now, changes)
             current.sync_token, current.last_pull_at = next_token, now
@@ -121,14 +122,29 @@ class Puller:
                 self.m.deleted_in_google(s, link, now, changes)
 
 
+def _links(s: Session, user_id: str, event_ids: set[str]) -> dict[str, EventLink]:
+    """The links of these events, and their tasks into the session, in a few queries rather
+    than two per event (a full resync lists the whole calendar)."""
+    ids, links = sorted(event_ids), {}
+    for i in range(0, len(ids), 500):
+        links.update({lk.event_id: lk for lk in s.execute(select(EventLink).where(
+            EventLink.user_id == user_id, EventLink.event_id.in_(ids[i:i + 500]))).scalars()})
+    task_ids = sorted({lk.task_id for lk in links.values()})
+    for i in range(0, len(task_ids), 500):
+        s.execute(select(Task).where(Task.id.in_(task_ids[i:i + 500]))).scalars().all()
+    return links
+
+
 def apply_event(m: Mirror, s: Session, user: User, event: dict, now: datetime,
-                changes: Changes) -> None:
-    """One event as Google has it now → the task (G10–G13). Used by the pull, and by the push
-    when it adopts an event its own earlier insert made (409)."""
+                changes: Changes, link: EventLink | None = None) -> None:
+    """One event as Google has it now → the task (G10–G13). Used by the pull (which passes the
+    event's link, looked up in bulk), and by the push when it adopts an event its own earlier
+    insert made (409)."""
     # A cancelled event may come back as little more than its id (Google documents only
     # `id` as certain), so events are matched by id, not by our private properties.
-    link = s.execute(select(EventLink).where(
-        EventLink.user_id == user.id, EventLink.event_id == event.get("id"))).scalar()
+    if link is None:
+        link = s.execute(select(EventLink).where(
+            EventLink.user_id == user.id, EventLink.event_id == event.get("id"))).scalar()
     if link is None or link.unlinked:
         return  # not one of ours (added to our calendar by hand), or let go of (G11)
     task_id = link.task_id

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, tuple_, update
 from sqlmodel import Session
 
 from syncd.domain import calendar as cal
@@ -28,7 +28,6 @@ from syncd.store.tables import CalendarLink, CalendarOutbox, EventLink, Task, Us
 
 log = logging.getLogger(__name__)
 
-LEASE = timedelta(seconds=120)
 ROUNDS = 50  # outbox pages per run; the job comes back for the rest
 
 
@@ -47,6 +46,10 @@ class Op:
 class Pusher:
     def __init__(self, mirror: Mirror) -> None:
         self.m = mirror
+        # One pusher per user at a time. The lease is the job's own: a node killed mid-push
+        # holds the user up no longer than its claimed job stays claimed; a long drain
+        # renews it page by page.
+        self.lease = timedelta(seconds=mirror.settings.jobs.lease_seconds)
 
     def __call__(self, job: ClaimedJob) -> datetime | None:
         user_id = job.payload["user_id"]
@@ -61,7 +64,7 @@ class Pusher:
                 link.state, link.paused_until = "on", None
             if link.push_lease_until and link.push_lease_until > now:
                 raise RetryLater("another worker is pushing this user", delay=1.0)
-            link.push_lease_until = now + LEASE
+            link.push_lease_until = now + self.lease
             s.add(link)
         try:
             return self._drain(user_id, link)
@@ -106,6 +109,8 @@ class Pusher:
                 .order_by(CalendarOutbox.changed_at).limit(BATCH_SIZE * 4)).scalars().all()
             if not rows:
                 return None
+            s.execute(update(CalendarLink).where(CalendarLink.user_id == user_id)
+                      .values(push_lease_until=now + self.lease))
             user = s.get(User, user_id)
             assert user is not None
             ids = [r.task_id for r in rows]
@@ -113,12 +118,14 @@ class Pusher:
             links = {lk.task_id: lk for lk in s.execute(select(EventLink).where(
                 EventLink.user_id == user_id, EventLink.task_id.in_(ids))).scalars()}
             ops: list[Op] = []
+            needless: list[tuple[str, int]] = []
             for row in rows:
                 op = self._op(s, user, tasks.get(row.task_id), links.get(row.task_id), row, now)
                 if op is None:
-                    _clear(s, row.user_id, row.task_id, row.seq)
+                    needless.append((row.task_id, row.seq))
                 else:
                     ops.append(op)
+            _clear(s, user_id, needless)
         return ops
 
     def desired(self, task: Task | None, user: User, link: EventLink | None,
@@ -219,12 +226,22 @@ class Pusher:
         fatal: BaseException | None = None
         adopt: list[Op] = []
         changes = Changes()
+        done: list[tuple[str, int]] = []  # outbox rows to clear, at the seq that went out
+        conflicted: list[str] = []
+        retry: list[str] = []
         with self.m.db.transaction() as s:
+            # One read for the page's links and one delete for its rows: a page is 200 ops.
+            links = {lk.task_id: lk for lk in s.execute(select(EventLink).where(
+                EventLink.user_id == user_id,
+                EventLink.task_id.in_([op.task_id for op in ops]))).scalars()}
             for i, op in enumerate(ops):
                 response, exc = results.get(str(i), (None, RuntimeError("no response")))
-                link = s.get(EventLink, (user_id, op.task_id))
+                link = links.get(op.task_id)
+                if link is not None and link.event_id != op.event_id:
+                    link = None  # a pull gave the task a new event meanwhile (G11 restore)
                 if exc is None:
-                    self._succeeded(s, user_id, op, link, response, now)
+                    self._succeeded(s, op, link, response, now)
+                    done.append((op.task_id, op.seq))
                     continue
                 fault = classify(exc)
                 if fault in (Fault.GRANT, Fault.QUOTA):
@@ -232,17 +249,22 @@ class Pusher:
                 elif fault is Fault.DUPLICATE and op.kind == "insert":
                     adopt.append(op)
                 elif fault is Fault.GONE:
-                    self._gone(s, user_id, op, link, now, changes)
+                    self._gone(s, op, link, now, changes)
+                    done.append((op.task_id, op.seq))
                 elif fault is Fault.CONFLICT:  # changed in Google meanwhile: merge first (G13)
-                    self.m.ensure(s, PULL_JOB, user_id, now)
-                    _later(s, user_id, op.task_id, now + timedelta(seconds=1))
+                    conflicted.append(op.task_id)
                 elif fault is Fault.RETRY:
-                    _backoff(s, user_id, op.task_id, now, self.m.settings.jobs)
+                    retry.append(op.task_id)
                 else:  # G14: a 400 is recorded on the task's link and not retried
                     if link is not None:
                         link.last_error, link.updated_at = str(exc)[:500], now
                         s.add(link)
-                    _clear(s, user_id, op.task_id, op.seq)
+                    done.append((op.task_id, op.seq))
+            _clear(s, user_id, done)
+            if conflicted:  # the pull goes first; these come back after it
+                self.m.ensure(s, PULL_JOB, user_id, now)
+                _later(s, user_id, conflicted, now + timedelta(seconds=1))
+            _backoff(s, user_id, retry, now, self.m.settings.jobs)
             s.execute(update(CalendarLink).where(CalendarLink.user_id == user_id)
                       .values(last_push_at=now))
         self.m.service.publish(changes)
@@ -251,8 +273,8 @@ class Pusher:
         if fatal is not None:
             raise self.m.fail(user_id, fatal)
 
-    def _succeeded(self, s: Session, user_id: str, op: Op, link: EventLink | None,
-                   response: Any, now: datetime) -> None:
+    def _succeeded(self, s: Session, op: Op, link: EventLink | None, response: Any,
+                   now: datetime) -> None:
         if op.kind == "delete":
             if link is not None:
                 s.delete(link)
@@ -261,18 +283,15 @@ class Pusher:
             link.synced = cal.normalize(response) if response else cal.normalize(op.desired or {})
             link.base, link.last_error, link.updated_at = op.base, None, now
             s.add(link)
-        _clear(s, user_id, op.task_id, op.seq)
 
-    def _gone(self, s: Session, user_id: str, op: Op, link: EventLink | None,
-              now: datetime, changes: Changes) -> None:
+    def _gone(self, s: Session, op: Op, link: EventLink | None, now: datetime,
+              changes: Changes) -> None:
         if op.kind == "delete" or link is None:
             if link is not None:
                 s.delete(link)
-            _clear(s, user_id, op.task_id, op.seq)
             return
         # Patched an event that is no longer there: it was deleted in Google (G11).
         self.m.deleted_in_google(s, link, now, changes)
-        _clear(s, user_id, op.task_id, op.seq)
 
     def _adopt(self, user_id: str, calendar_id: str, op: Op, creds: Any) -> None:
         """G5: 409 means our own earlier insert landed (or the id was used before) and its
@@ -292,28 +311,33 @@ class Pusher:
             if link is None or user is None or link.event_id != op.event_id:
                 return
             apply_event(self.m, s, user, event, now, changes)
-            _later(s, user_id, op.task_id, now)
+            _later(s, user_id, [op.task_id], now)
         self.m.service.publish(changes)
 
 
-def _clear(s: Session, user_id: str, task_id: str, seq: int) -> None:
-    s.execute(delete(CalendarOutbox).where(
-        CalendarOutbox.user_id == user_id, CalendarOutbox.task_id == task_id,
-        CalendarOutbox.seq == seq))
+def _clear(s: Session, user_id: str, done: list[tuple[str, int]]) -> None:
+    """Drop the outbox rows of (task, seq) pairs whose change is settled; a row whose seq moved
+    on (a newer change came while the request was out) stays for the next push."""
+    if done:
+        s.execute(delete(CalendarOutbox).where(
+            CalendarOutbox.user_id == user_id,
+            tuple_(CalendarOutbox.task_id, CalendarOutbox.seq).in_(done)))
 
 
-def _later(s: Session, user_id: str, task_id: str, at: datetime) -> None:
+def _later(s: Session, user_id: str, task_ids: list[str], at: datetime) -> None:
     s.execute(update(CalendarOutbox).where(
-        CalendarOutbox.user_id == user_id, CalendarOutbox.task_id == task_id)
+        CalendarOutbox.user_id == user_id, CalendarOutbox.task_id.in_(task_ids))
         .values(not_before=at))
 
 
-def _backoff(s: Session, user_id: str, task_id: str, now: datetime, settings: Any) -> None:
-    row = s.get(CalendarOutbox, (user_id, task_id))
-    if row is None:
+def _backoff(s: Session, user_id: str, task_ids: list[str], now: datetime,
+             settings: Any) -> None:
+    """G14: each failed row waits its own jittered, growing delay; the others go on."""
+    if not task_ids:
         return
-    row.attempts += 1
-    row.not_before = now + timedelta(seconds=queue.backoff(row.attempts, settings))
-    s.add(row)
+    for row in s.execute(select(CalendarOutbox).where(
+            CalendarOutbox.user_id == user_id, CalendarOutbox.task_id.in_(task_ids))).scalars():
+        row.attempts += 1
+        row.not_before = now + timedelta(seconds=queue.backoff(row.attempts, settings))
 
 

@@ -24,9 +24,20 @@ class TokenBox:
         path = credential_path(key_file)
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            # Written aside, then linked into place: a node killed mid-write (G16) leaves no
+            # empty key behind, and of two nodes starting together only one key wins.
+            tmp = path.with_name(f".{path.name}.{os.getpid()}")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "wb") as f:
                 f.write(Fernet.generate_key())
+                f.flush()
+                os.fsync(f.fileno())
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink()
         self._fernet = Fernet(path.read_bytes().strip())
 
     def seal(self, tokens: dict) -> str:

