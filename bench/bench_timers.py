@@ -78,13 +78,15 @@ def run(n_tasks: int = 10_000, window: float = 60.0, threads: int = 2, seed: int
         for u in range(USERS):
             setup.service.put_user(f"u{u:03d}", {"name": f"User {u}", "email": f"u{u}@example.com"})
 
-        # Warm-up: 300 tasks due tomorrow (pending timers that are not due) time the setup.
+        # Warm-up: 2 x 300 tasks due tomorrow (pending timers, not due) time the setup; the
+        # second batch, with the statement caches warm, sets the pace.
         tomorrow = datetime.now(UTC) + timedelta(days=1)
-        t0 = time.perf_counter()
-        plant(setup, [(f"w{i}", f"u{i % USERS:03d}", tomorrow) for i in range(300)],
-              setup.clock.now())
+        for batch in range(2):
+            t0 = time.perf_counter()
+            plant(setup, [(f"w{batch}-{i}", f"u{i % USERS:03d}", tomorrow) for i in range(300)],
+                  setup.clock.now())
         per_task = (time.perf_counter() - t0) / 300
-        start = datetime.now(UTC) + timedelta(seconds=3 + 1.5 * per_task * n_tasks)
+        start = datetime.now(UTC) + timedelta(seconds=3 + 1.25 * per_task * n_tasks)
         offsets = [rng.uniform(0, window) for _ in range(n_tasks)]
         tasks = [(f"t{i}", f"u{i % USERS:03d}", start + lead + timedelta(seconds=off))
                  for i, off in enumerate(offsets)]
@@ -98,7 +100,7 @@ def run(n_tasks: int = 10_000, window: float = 60.0, threads: int = 2, seed: int
         try:
             time.sleep(max(0.0, (start - datetime.now(UTC)).total_seconds()))
             cpu0, wall0 = time.process_time(), time.monotonic()
-            give_up = time.monotonic() + window + 120
+            give_up = time.monotonic() + window + 30  # keeps the run near 2 minutes
             while count_due_entries(node) < n_tasks and time.monotonic() < give_up:
                 time.sleep(0.5)
             cpu_timers, wall_timers = time.process_time() - cpu0, time.monotonic() - wall0
@@ -106,43 +108,50 @@ def run(n_tasks: int = 10_000, window: float = 60.0, threads: int = 2, seed: int
             while deliveries_left(node, window_end) and time.monotonic() < give_up:
                 time.sleep(0.5)
         finally:
+            stopped_at = datetime.now(UTC)
             node.worker.stop()
 
         with node.db.read() as s:
             fired = s.execute(select(Entry.created_at, Task.due_at).join(
                 Task, Task.id == Entry.task_id).where(Entry.kind == "task_due")).all()
+            unfired = s.execute(select(Task.due_at).where(
+                Task.id.like("t%"), Task.id.not_in(select(Entry.task_id).where(
+                    Entry.kind == "task_due")))).scalars().all()
             delivered = s.execute(select(Job.updated_at, Job.due_at).where(
                 Job.kind == "deliver", Job.state == "done", Job.due_at <= window_end)).all()
-            jobs_run = s.execute(select(func.count()).select_from(Job).where(
-                Job.state == "done")).scalar_one()
+            finished = s.execute(select(Job.updated_at).where(Job.state == "done")).scalars().all()
         node.db.dispose()
 
-    lags = [(created - (due - lead)).total_seconds() for created, due in fired]
+    fired_lags = [(created - (due - lead)).total_seconds() for created, due in fired]
+    # Timers that had not fired when the run gave up count with the lag they had reached then
+    # (a lower bound), so a backlog cannot flatter the percentiles.
+    lags = fired_lags + [(stopped_at - (due - lead)).total_seconds() for due in unfired]
     # a delivery job's updated_at is when its batch was marked done: an upper bound on its lag
     delivery_lags = [(done - due).total_seconds() for done, due in delivered]
     first = min(c for c, _ in fired) if fired else None
     last = max(c for c, _ in fired) if fired else None
     span = (last - first).total_seconds() if fired else 0.0
+    jobs_run = sum(1 for t in finished if first <= t <= last) if fired else 0
     p99 = percentile(lags, 99) if lags else float("inf")
     rows = [
-        row(NAME, f"timers fired (of {n_tasks})", float(len(lags)), "timers",
-            target=f"= {n_tasks}", ok=len(lags) == n_tasks),
+        row(NAME, f"timers fired (of {n_tasks})", float(len(fired_lags)), "timers",
+            target=f"= {n_tasks}", ok=len(fired_lags) == n_tasks),
         row(NAME, "task_due lag p50", percentile(lags, 50) if lags else float("nan"), "s"),
         row(NAME, "task_due lag p95", percentile(lags, 95) if lags else float("nan"), "s"),
         row(NAME, "task_due lag p99", p99, "s", target="<= 1 s", ok=p99 <= 1.0),
         row(NAME, "task_due lag max", max(lags) if lags else float("nan"), "s"),
         row(NAME, "timers fired per second (over the minute)",
-            len(lags) / span if span else 0.0, "/s"),
-        row(NAME, "jobs run per second (timers + deliveries)",
-            jobs_run / wall_timers if wall_timers else 0.0, "/s"),
+            len(fired_lags) / span if span else 0.0, "/s"),
+        row(NAME, "jobs run per second (timers + deliveries)", jobs_run / span if span else 0.0,
+            "/s"),
         row(NAME, "CPU per task_due incl. its deliveries",
-            1000 * cpu_timers / max(1, len(lags)), "ms"),
+            1000 * cpu_timers / max(1, len(fired_lags)), "ms"),
         row(NAME, "CPU busy (of 2 cores) while firing", 100 * cpu_timers / wall_timers, "%"),
         # One process, one interpreter lock: about one core's worth of Python at most.
         row(NAME, "sustainable task_due/s on one core (1 s / CPU each)",
-            len(lags) / cpu_timers if cpu_timers else 0.0, "/s",
+            len(fired_lags) / cpu_timers if cpu_timers else 0.0, "/s",
             target=f">= {n_tasks / window:.0f} (arrival rate)",
-            ok=cpu_timers > 0 and len(lags) / cpu_timers >= n_tasks / window),
+            ok=cpu_timers > 0 and len(fired_lags) / cpu_timers >= n_tasks / window),
         row(NAME, "delivery job lag p99 (browser, mobile)",
             percentile(delivery_lags, 99) if delivery_lags else float("nan"), "s"),
         row(NAME, "setup slack before the first timer", slack, "s",

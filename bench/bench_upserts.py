@@ -4,7 +4,8 @@ HTTP: `syncd run` in its own process (uvicorn and its 2 worker threads, SQLite i
 dir), and several concurrent httpx clients (threads, keep-alive connections) in this one, each
 creating tasks with `PUT /v1/tasks/{id}` for a fixed time. Service: the same upserts, from as
 many threads, straight into `Service.upsert_task` of a node in this process, with its workers
-running too. Each upsert is a new task set by a manager for one of 100 users, due tomorrow:
+running too. Rates are wall-clock; the CPU each upsert costs the syncd process is printed too,
+since on a shared machine the rates also measure what other programs leave free. Each upsert is a new task set by a manager for one of 100 users, due tomorrow:
 N1 (a center entry and three deliveries) and two timers (N4, N8). The workers deliver the
 entries meanwhile in both runs, as they would on a live node.
 
@@ -49,6 +50,13 @@ def task_body(n: int, tomorrow: datetime) -> dict:
             "due_at": (tomorrow + timedelta(seconds=n)).isoformat()}
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def hammer(call, clients: int, seconds: float) -> tuple[int, list[float], float]:
     """Run `call(client, n)` from `clients` threads for `seconds`; (count, latencies, wall)."""
     latencies: list[list[float]] = [[] for _ in range(clients)]
@@ -83,28 +91,31 @@ def hammer(call, clients: int, seconds: float) -> tuple[int, list[float], float]
     return len(flat), flat, wall
 
 
-def over_http(clients: int, seconds: float, tmp: Path) -> tuple[int, list[float], float]:
+def over_http(clients: int, seconds: float, tmp: Path
+              ) -> tuple[int, list[float], float, float]:
     port = free_port()
     env = {**os.environ, "SYNCD_SETTINGS": str(REPO / "settings.yaml"),
            "SYNCD_STATE_DIR": str(tmp / "http"), "SYNCD_HTTP__PORT": str(port),
            "SYNCD_API__KEYS": json.dumps([BENCH_API_KEY]), "SYNCD_LOG__LEVEL": "WARNING",
            "SYNCD_DATABASE__URL": ""}
-    proc = subprocess.Popen([sys.executable, "-m", "syncd", "run"], env=env, cwd=tmp,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    log = tmp / "syncd-run.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "syncd", "run"], env=env, cwd=tmp,
+                                stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     headers = {"Authorization": f"Bearer {BENCH_API_KEY}"}
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # a busy machine starts it slowly
         while True:
             if proc.poll() is not None:
-                raise RuntimeError("syncd run exited")
+                raise RuntimeError(f"syncd run exited: {log.read_text()[-2000:]}")
             try:
                 if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError("syncd run did not start")
+                raise RuntimeError(f"syncd run did not start: {log.read_text()[-2000:]}")
             time.sleep(0.1)
         sessions = [httpx.Client(base_url=url, headers=headers, timeout=30)
                     for _ in range(clients)]
@@ -117,10 +128,12 @@ def over_http(clients: int, seconds: float, tmp: Path) -> tuple[int, list[float]
             if r.status_code != 200:
                 raise RuntimeError(f"PUT /v1/tasks/t{n}: {r.status_code} {r.text}")
 
-        result = hammer(call, clients, seconds)
+        cpu0 = process_cpu(proc.pid)
+        count, latencies, wall = hammer(call, clients, seconds)
+        cpu = process_cpu(proc.pid) - cpu0
         for s in sessions:
             s.close()
-        return result
+        return count, latencies, wall, cpu
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -130,7 +143,7 @@ def over_http(clients: int, seconds: float, tmp: Path) -> tuple[int, list[float]
             proc.wait()
 
 
-def direct(clients: int, seconds: float, tmp: Path) -> tuple[int, list[float], float]:
+def direct(clients: int, seconds: float, tmp: Path) -> tuple[int, list[float], float, float]:
     node = build(settings(tmp / "direct"), SystemClock())
     svc = node.service
     for uid in ["boss"] + [f"u{i:03d}" for i in range(USERS)]:
@@ -144,7 +157,9 @@ def direct(clients: int, seconds: float, tmp: Path) -> tuple[int, list[float], f
             body["due_at"] = datetime.fromisoformat(body["due_at"])
             svc.upsert_task(f"t{n}", body, actor)
 
-        return hammer(call, clients, seconds)
+        cpu0 = time.process_time()
+        count, latencies, wall = hammer(call, clients, seconds)
+        return count, latencies, wall, time.process_time() - cpu0
     finally:
         node.worker.stop()
         node.db.dispose()
@@ -153,13 +168,22 @@ def direct(clients: int, seconds: float, tmp: Path) -> tuple[int, list[float], f
 def run(clients: int = 8, seconds: float = 10.0) -> list[dict]:
     with tempfile.TemporaryDirectory(prefix="syncd-bench-upserts-") as tmp_dir:
         tmp = Path(tmp_dir)
-        n_http, lat_http, wall_http = over_http(clients, seconds, tmp)
-        n_svc, lat_svc, wall_svc = direct(clients, seconds, tmp)
+        n_http, lat_http, wall_http, cpu_http = over_http(clients, seconds, tmp)
+        n_svc, lat_svc, wall_svc, cpu_svc = direct(clients, seconds, tmp / "many")
+        n_one, _lat, wall_one, cpu_one = direct(1, seconds, tmp / "one")
     http_rate, svc_rate = n_http / wall_http, n_svc / wall_svc
+    # CPU per upsert of the syncd process (the HTTP server's, or this one's) does not depend on
+    # how many cores other programs leave free; the rates above do.
+    http_cpu, svc_cpu = 1000 * cpu_http / n_http, 1000 * cpu_svc / n_svc
     return [
         row(NAME, f"HTTP PUT /v1/tasks ({clients} clients)", http_rate, "/s",
             baseline=svc_rate),
         row(NAME, f"service.upsert_task ({clients} threads)", svc_rate, "/s"),
+        row(NAME, "CPU per upsert, HTTP (syncd process, workers included)", http_cpu, "ms",
+            baseline=svc_cpu),
+        row(NAME, "CPU per upsert, service (workers included)", svc_cpu, "ms"),
+        row(NAME, "service.upsert_task (1 thread: no lock waits)", n_one / wall_one, "/s"),
+        row(NAME, "CPU per upsert, service, 1 thread", 1000 * cpu_one / n_one, "ms"),
         row(NAME, "HTTP latency p50", percentile(lat_http, 50) * 1000, "ms"),
         row(NAME, "HTTP latency p99", percentile(lat_http, 99) * 1000, "ms"),
         row(NAME, "service latency p99", percentile(lat_svc, 99) * 1000, "ms"),

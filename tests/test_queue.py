@@ -386,3 +386,54 @@ def test_a_row_locked_elsewhere_is_skipped_not_spun_on(db: Database) -> None:
         assert w._tick() == RECHECK_SECONDS
     assert ran == []
     assert w._tick() == 0.0 and ran == ["k1"]
+
+
+# -- recurring jobs (ensure / reschedule) ----------------------------------------------------
+
+def ensure(db: Database, key: str, due: datetime, now: datetime = START) -> None:
+    with db.transaction() as s:
+        queue.ensure(db, s, kind="test", key=key, due_at=due, payload={"k": key}, group="",
+                     now=now)
+
+
+def test_a_recurring_job_says_when_it_runs_next(db: Database) -> None:
+    ensure(db, "pull:u1", START)
+    clock = ManualClock(START)
+    runs: list[int] = []
+
+    def pull(j: ClaimedJob) -> datetime:
+        runs.append(j.attempts)
+        return clock.now() + timedelta(minutes=1)
+
+    w = Worker(db, clock, SETTINGS, "a", {"test": pull})
+    assert w.run_due() == 1
+    row = job(db, "pull:u1")
+    assert (row.state, row.due_at, row.attempts) == ("pending", START + timedelta(minutes=1), 0)
+    clock.advance(minutes=1)
+    assert w.run_due() == 1 and runs == [1, 1]
+
+
+def test_ensure_keeps_the_earlier_time_and_reruns_a_running_job(db: Database) -> None:
+    ensure(db, "pull:u1", START + timedelta(minutes=5))
+    ensure(db, "pull:u1", START + timedelta(minutes=9))  # later: the earlier time stands
+    assert job(db, "pull:u1").due_at == START + timedelta(minutes=5)
+    ensure(db, "pull:u1", START + timedelta(minutes=1))  # sooner: it moves up
+    assert job(db, "pull:u1").due_at == START + timedelta(minutes=1)
+
+    later = START + timedelta(minutes=1)
+    [running] = claim(db, later)
+    ensure(db, "pull:u1", later)  # asked for again while it runs: once more when it ends
+    queue.finish(db, [running], later + timedelta(seconds=2))
+    row = job(db, "pull:u1")
+    assert (row.state, row.due_at) == ("pending", later + timedelta(seconds=2))
+    [again] = claim(db, later + timedelta(seconds=2))
+    queue.finish(db, [again], later + timedelta(seconds=3))
+    assert job(db, "pull:u1").state == "done"
+    ensure(db, "pull:u1", later + timedelta(minutes=1))  # done: pending again
+    assert (job(db, "pull:u1").state, job(db, "pull:u1").attempts) == ("pending", 0)
+
+
+def test_a_handler_returning_something_else_is_simply_done(db: Database) -> None:
+    add(db, "k1", START)
+    w = Worker(db, ManualClock(START), SETTINGS, "a", {"test": lambda j: True})
+    assert w.run_due() == 1 and job(db, "k1").state == "done"

@@ -89,8 +89,8 @@ class Worker:
             if handler is None:
                 raise GiveUp(f"no handler for job kind {job.kind!r}")
             again_at = handler(job)
-            if again_at is None:
-                return True
+            if not isinstance(again_at, datetime):
+                return True  # done (whatever else a careless handler may have returned)
             # A recurring job (a user's pull, a channel renewal) says when it is next due.
             queue.reschedule(self.db, job, again_at, self.clock.now())
         except RetryLater as exc:

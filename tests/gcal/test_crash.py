@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow
 API_KEY = "crash-test-api-key-0123456789"
 USERS = [f"k{i}" for i in range(5)]
 TASKS, KILLS = 300, 20
-CRM_OPS, GOOGLE_OPS = 25, 12  # per round; rounds go on until the last kill
+ROUNDS, CRM_OPS, GOOGLE_OPS = 8, 25, 12
 
 
 class Daemon:
@@ -86,8 +86,10 @@ class Crm:
     def __init__(self, daemon: Daemon, emu: EmulatorServer) -> None:
         self.d, self.emu = daemon, emu
         self.http = httpx.Client(timeout=30, headers={"Authorization": f"Bearer {API_KEY}"})
+        self.calls = 0  # how far the workload has got: the kills are spread over it
 
     def req(self, method: str, path: str, **kw: object) -> httpx.Response:
+        self.calls += 1
         deadline = time.monotonic() + 120
         while True:
             try:
@@ -163,25 +165,30 @@ def test_killed_at_random_instants_converges(emulator: EmulatorServer, tmp_path:
         wait_for(lambda: all(crm.calendar(u)["state"] == "on" for u in USERS), 60, "setup")
         emu.faults.configure(error_rates={503: 0.10, 429: 0.05}, methods=FAULTY)
 
+        # The kills fall at random points of the workload (CRM calls made), each a random
+        # fraction of a second later: mid-request, mid-job, mid-start-up.
+        expected_calls = crm.calls + TASKS + ROUNDS * CRM_OPS
+        points = sorted(rng.sample(range(crm.calls, expected_calls), KILLS))
+        workload_done = threading.Event()
+
         def killer() -> None:
-            for _ in range(KILLS):
-                # From the restart on: some kills land in start-up, most amid jobs.
-                time.sleep(rng.uniform(1.0, 4.5))
+            for point in points:
+                while crm.calls < point and not workload_done.is_set():
+                    time.sleep(0.01)
+                time.sleep(rng.uniform(0, 0.8))
                 daemon.kill_and_restart()
 
-        crm_rng = random.Random(17)
-        world.rng = crm_rng  # the killer thread has its own draws
+        world.rng = random.Random(17)  # the killer thread has its own draws
         chaos = threading.Thread(target=killer, daemon=True)
         chaos.start()
         world.create(TASKS)
-        rounds = 0
-        while chaos.is_alive():
+        for _ in range(ROUNDS):
             crm_ops = world.crm_round(CRM_OPS)
             world.google_round(GOOGLE_OPS, crm_ops)
-            if crm_rng.random() < 0.3:
+            if world.rng.random() < 0.4:
                 emu.control.expire_sync_tokens()
-            rounds += 1
-            time.sleep(0.2)
+            time.sleep(0.3)
+        workload_done.set()
         chaos.join()
         assert daemon.kills == KILLS
 
@@ -207,7 +214,7 @@ def test_killed_at_random_instants_converges(emulator: EmulatorServer, tmp_path:
         problems = completion_problems(world, tasks, told)
         assert not problems, "\n".join(problems[:30])
         stats = emu.counters.snapshot()["by_status"]
-        print(f"\ncrash: {daemon.kills} kills, {rounds} rounds, statuses {stats}")
+        print(f"\ncrash: {daemon.kills} kills, {crm.calls} CRM calls, statuses {stats}")
     finally:
         daemon.node.ensure_dead()
         if daemon.node.lines:

@@ -408,6 +408,8 @@ def test_G15_revoked_grant_needs_reconnect_and_notifies_once(mirror: Mirror):
     setup_pair(mirror)
     add_people(mirror, "cid")
     mirror.connect("cid")
+    mirror.task("t3", "ann", text="Handed over", responsible_id="bob", due_at=DUE)
+    mirror.sync()
     mirror.emu.control.revoke("bob@example.com")
     mirror.emu.control.expire_access_tokens("bob@example.com")
     mirror.task("t1", "ann", text="After revoke")
@@ -419,8 +421,14 @@ def test_G15_revoked_grant_needs_reconnect_and_notifies_once(mirror: Mirror):
     mirror.sync()
     assert [e["kind"] for e in mirror.entries("bob")].count("calendar_disconnected") == 1
     assert [e["summary"] for e in mirror.events("cid")] == ["Task: Still syncing"]
+    mirror.task("t3", "ann", responsible_id="cid")  # handed away while bob is cut off
     mirror.connect("bob")  # reconnecting brings it back
     assert mirror.calendar("bob")["state"] == "on"
+    mirror.sync()
+    # Caught up: the change made while cut off is there, the event handed away is gone.
+    assert [e["summary"] for e in mirror.events("bob")] == ["Call: After revoke"]
+    assert sorted(e["summary"] for e in mirror.events("cid")) == \
+        ["Task: Handed over", "Task: Still syncing"]
 
 
 def test_G16_a_push_interrupted_after_googles_answer_is_redone_without_duplicates(

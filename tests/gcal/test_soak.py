@@ -33,15 +33,18 @@ QUIET = {ch: {kind: False for kind in kinds} for ch, kinds in default_preference
 
 
 def retrying(call):  # noqa: ANN001, ANN201
-    """The user's phone retries what the injected faults refuse, as Google's apps do."""
+    """The user's phone retries what the injected faults refuse, as Google's apps do. None:
+    the event was gone already (a daemon running beside the test may delete it first)."""
     for _ in range(60):
         try:
-            return call()
+            return call() or {}
         except HttpError as exc:
             if exc.resp.status in (429, 500, 502, 503, 504) or (
                     exc.resp.status == 403 and b"ateLimitExceeded" in (exc.content or b"")):
                 time.sleep(0.01)
                 continue
+            if exc.resp.status in (404, 410):
+                return None
             raise
         except OSError:  # the emulator closed the phone's idle keep-alive connection
             continue
@@ -151,19 +154,23 @@ class World:
             kind = self.rng.choices(["mark", "colour", "move", "delete"], [25, 20, 35, 20])[0]
             kinds[kind] += 1
             if kind == "mark":
-                retrying(g.events().patch(calendarId=cal, eventId=ev["id"],
-                                          body={"summary": "✓ " + ev["summary"]}).execute)
+                done = retrying(g.events().patch(calendarId=cal, eventId=ev["id"], body={
+                    "summary": "✓ " + ev["summary"]}).execute)
             elif kind == "colour":
-                retrying(g.events().patch(calendarId=cal, eventId=ev["id"],
-                                          body={"colorId": "8"}).execute)
+                done = retrying(g.events().patch(calendarId=cal, eventId=ev["id"],
+                                                 body={"colorId": "8"}).execute)
             elif kind == "move":
                 shift = timedelta(days=self.rng.randrange(1, 4), hours=self.rng.randrange(0, 6))
                 body = {k: {"dateTime": (_parse(ev[k]["dateTime"]) + shift).isoformat()}
                         for k in ("start", "end")}
-                retrying(g.events().patch(calendarId=cal, eventId=ev["id"], body=body).execute)
+                done = retrying(g.events().patch(calendarId=cal, eventId=ev["id"],
+                                                 body=body).execute)
             else:
-                retrying(g.events().delete(calendarId=cal, eventId=ev["id"]).execute)
-                self.google_deleted.add((user, task_id))
+                done = retrying(g.events().delete(calendarId=cal, eventId=ev["id"]).execute)
+                if done is not None:
+                    self.google_deleted.add((user, task_id))
+            if done is None or done.get("status") == "cancelled":
+                continue  # it had left the calendar before the user got to it
             # Done in Google while the CRM still has the task open and this user's (its
             # deletion, hand-over or completion not yet pushed would win): the completion
             # must come through, once.
