@@ -146,7 +146,8 @@ def run(n_tasks: int = 10_000, window: float = 60.0, threads: int = 2, seed: int
             "/s"),
         row(NAME, "CPU per task_due incl. its deliveries",
             1000 * cpu_timers / max(1, len(fired_lags)), "ms"),
-        row(NAME, "CPU busy (of 2 cores) while firing", 100 * cpu_timers / wall_timers, "%"),
+        row(NAME, "CPU used while firing (100 % = one core)", 100 * cpu_timers / wall_timers,
+            "%"),
         # One process, one interpreter lock: about one core's worth of Python at most.
         row(NAME, "sustainable task_due/s on one core (1 s / CPU each)",
             len(fired_lags) / cpu_timers if cpu_timers else 0.0, "/s",

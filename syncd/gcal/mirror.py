@@ -38,6 +38,14 @@ def user_group(user_id: str) -> str:
     return f"user:{user_id}"
 
 
+def syncing(link: CalendarLink, now: datetime) -> bool:
+    """Is a push or a pull of this user under way on some worker? They take turns: a pull
+    that listed an event, then applied it after two pushes had written over it, would take
+    the older of our own writes for a change made in Google (G13)."""
+    return any(until is not None and until > now
+               for until in (link.push_lease_until, link.pull_lease_until))
+
+
 class Mirror:
     def __init__(self, service: Service, settings: Settings, google: Google | None = None):
         self.service = service

@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from sqlmodel import Session
 
 from syncd.domain import calendar as cal
-from syncd.gcal.mirror import LIVE, Mirror
+from syncd.gcal.mirror import LIVE, Mirror, syncing
 from syncd.jobs.queue import ClaimedJob, RetryLater
 from syncd.notify.center import Changes, recipient, task_value
 from syncd.store.tables import CalendarLink, EventLink, Task, User
@@ -42,8 +42,8 @@ class Puller:
                 return None
             if link.state == "paused" and link.paused_until and link.paused_until > now:
                 return link.paused_until
-            if link.pull_lease_until and link.pull_lease_until > now:
-                raise RetryLater("another worker is pulling this user", delay=1.0)
+            if syncing(link, now):
+                raise RetryLater("another worker is syncing this user", delay=0.25)
             link.pull_lease_until = now + self.lease
             s.add(link)
         creds = self.m.credentials(link)

@@ -19,7 +19,7 @@ from sqlmodel import Session
 
 from syncd.domain import calendar as cal
 from syncd.gcal.client import BATCH_SIZE, Fault, classify
-from syncd.gcal.mirror import LIVE, PULL_JOB, Mirror
+from syncd.gcal.mirror import LIVE, PULL_JOB, Mirror, syncing
 from syncd.gcal.pull import apply_event
 from syncd.jobs import queue
 from syncd.jobs.queue import ClaimedJob, RetryLater
@@ -62,8 +62,8 @@ class Pusher:
                 if link.paused_until and link.paused_until > now:
                     return link.paused_until
                 link.state, link.paused_until = "on", None
-            if link.push_lease_until and link.push_lease_until > now:
-                raise RetryLater("another worker is pushing this user", delay=1.0)
+            if syncing(link, now):
+                raise RetryLater("another worker is syncing this user", delay=0.25)
             link.push_lease_until = now + self.lease
             s.add(link)
         try:

@@ -83,8 +83,9 @@ def enqueue(db: Database, session: Session, *, kind: str, key: str, due_at: date
 
 _GROUP_PENDING = select(T.c.id, T.c.kind, T.c.payload).where(
     T.c.group_key == bindparam("group"), T.c.state == PENDING)
-_CANCEL = update(T).where(T.c.id.in_(bindparam("ids", expanding=True))).values(
-    state="cancelled", updated_at=NOW)
+# Re-checks `pending`: a job another node claimed since we read the group is left to run.
+_CANCEL = update(T).where(T.c.id.in_(bindparam("ids", expanding=True)),
+                          T.c.state == PENDING).values(state="cancelled", updated_at=NOW)
 
 
 def cancel(session: Session, group: str, now: datetime, *, kinds: set[str] | None = None,
