@@ -86,7 +86,7 @@ def run(n_tasks: int = 10_000, window: float = 60.0, threads: int = 2, seed: int
             plant(setup, [(f"w{batch}-{i}", f"u{i % USERS:03d}", tomorrow) for i in range(300)],
                   setup.clock.now())
         per_task = (time.perf_counter() - t0) / 300
-        start = datetime.now(UTC) + timedelta(seconds=3 + 1.25 * per_task * n_tasks)
+        start = datetime.now(UTC) + timedelta(seconds=5 + 1.5 * per_task * n_tasks)
         offsets = [rng.uniform(0, window) for _ in range(n_tasks)]
         tasks = [(f"t{i}", f"u{i % USERS:03d}", start + lead + timedelta(seconds=off))
                  for i, off in enumerate(offsets)]
