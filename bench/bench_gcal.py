@@ -229,7 +229,7 @@ def latency(emu: EmulatorServer, tmp: Path, changes: int = 200, rate: float = 20
     landed: dict[str, float] = {}
     store = emu.app.calendar._store
 
-    def probe(calendar, event, writable, *rest):  # noqa: ANN001, ANN202
+    def probe(calendar, event, writable, *rest):
         store(calendar, event, writable, *rest)
         marker = (writable.get("summary") or "").rpartition(" ")[2]
         if marker.startswith("#") and marker not in landed:

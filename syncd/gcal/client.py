@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import datetime
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from enum import Enum
 from typing import Any
 

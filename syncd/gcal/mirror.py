@@ -98,8 +98,8 @@ class Mirror:
         push clears a row only if nothing newer came while its request was out."""
         if task_ids:
             s.execute(self._outbox_upsert, [
-                dict(user_id=user_id, task_id=task_id, seq=1, attempts=0, not_before=now,
-                     changed_at=now) for task_id in task_ids])
+                {"user_id": user_id, "task_id": task_id, "seq": 1, "attempts": 0,
+                 "not_before": now, "changed_at": now} for task_id in task_ids])
         self.ensure(s, PUSH_JOB, user_id, now)
 
     @cached_property
@@ -108,8 +108,9 @@ class Mirror:
         stmt = (postgresql if self.db.is_postgres else sqlite).insert(CalendarOutbox)
         return stmt.on_conflict_do_update(
             index_elements=["user_id", "task_id"],
-            set_=dict(seq=CalendarOutbox.seq + 1, attempts=0,
-                      not_before=stmt.excluded.not_before, changed_at=stmt.excluded.changed_at))
+            set_={"seq": CalendarOutbox.seq + 1, "attempts": 0,
+                  "not_before": stmt.excluded.not_before,
+                  "changed_at": stmt.excluded.changed_at})
 
     # -- state --------------------------------------------------------------------------
 
@@ -203,7 +204,7 @@ class Mirror:
         claimed = oauth.claim_state(self.db, state, now)
         try:
             creds = oauth.exchange(self.google.client, claimed, state, code)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 (whatever went wrong, the consent failed)
             self.record_error(claimed.user_id, f"consent failed: {exc}")
             raise Conflict("Google refused the authorization code", field="code") from None
         with self.db.transaction() as s:

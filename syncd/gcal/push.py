@@ -213,7 +213,7 @@ class Pusher:
                 batch.add(self._request(ops[i], calendar_id), callback=collect, request_id=str(i))
             try:
                 self.m.google.execute_batch(batch, creds)
-            except Exception as exc:  # the whole round trip failed: every op in it did
+            except Exception as exc:  # noqa: BLE001 (the round trip failed: each op in it did)
                 for i in range(start, min(start + BATCH_SIZE, len(ops))):
                     results.setdefault(str(i), (None, exc))
         return results

@@ -8,7 +8,7 @@ import hmac
 import logging
 import secrets
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
@@ -46,7 +46,7 @@ class Watcher:
         except Exception as exc:
             raise self.m.fail(user_id, exc) from exc
         now = self.m.clock.now()
-        expires = datetime.fromtimestamp(int(channel["expiration"]) / 1000, timezone.utc) \
+        expires = datetime.fromtimestamp(int(channel["expiration"]) / 1000, UTC) \
             if channel.get("expiration") else now + TTL
         old = (link.channel_id, link.channel_resource_id)
         with self.m.db.transaction() as s:

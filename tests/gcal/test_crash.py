@@ -10,7 +10,7 @@ import sqlite3
 import threading
 import time
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -115,7 +115,7 @@ class Crm:
         r = self.req("GET", f"{back.path}?{back.query}", follow_redirects=False)
         assert r.status_code == 303, r.text
 
-    def google(self, user: str):  # noqa: ANN201
+    def google(self, user: str):
         from google.oauth2.credentials import Credentials
         from googleapiclient.discovery import build
 
@@ -127,7 +127,9 @@ class Crm:
     def tasks_of(self, user: str) -> list[dict]:
         out, cursor = [], None
         while True:
-            params = {"responsible_id": user, "limit": 500, **({"cursor": cursor} if cursor else {})}
+            params = {"responsible_id": user, "limit": 500}
+            if cursor:
+                params["cursor"] = cursor
             page = self.req("GET", "/v1/tasks", params=params).json()
             out += page["items"]
             if not (cursor := page["next_cursor"]):
@@ -140,7 +142,7 @@ class Crm:
 
 
 @pytest.fixture
-def emulator():  # noqa: ANN201
+def emulator():
     with EmulatorServer() as emu:
         yield emu
 
@@ -150,7 +152,7 @@ def test_killed_at_random_instants_converges(emulator: EmulatorServer, tmp_path:
     daemon = Daemon(tmp_path, emu)
     crm = Crm(daemon, emu)
     # Deadlines from tomorrow on: the daemon runs on the real clock.
-    start = (datetime.now(timezone.utc) + timedelta(days=1)).replace(minute=0, second=0,
+    start = (datetime.now(UTC) + timedelta(days=1)).replace(minute=0, second=0,
                                                                      microsecond=0)
     world = World(crm, rng, USERS, start)  # type: ignore[arg-type]
     daemon.start()
@@ -221,7 +223,7 @@ def test_killed_at_random_instants_converges(emulator: EmulatorServer, tmp_path:
             print("\n".join(daemon.node.lines[-20:]))
 
 
-def wait_for(ok, seconds: float, what: str, why=None):  # noqa: ANN001, ANN201
+def wait_for(ok, seconds: float, what: str, why=None):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if ok():

@@ -316,6 +316,28 @@ def test_G11_event_deleted_in_google(emulator: EmulatorServer, tmp_path: Path, p
         assert events[0]["id"] != event["id"] and events[0]["summary"] == "Call: Call the client"
 
 
+def test_G11_a_deleted_event_stays_deleted_until_the_task_is_handed_back(
+        emulator: EmulatorServer, tmp_path: Path):
+    m = other_mirror(emulator, tmp_path, on_event_deleted="unlink")
+    event = setup_pair(m)
+    add_people(m, "cid")
+    m.connect("cid")
+    m.google("bob").events().delete(calendarId=m.calendar("bob")["calendar_id"],
+                                    eventId=event["id"]).execute()
+    m.advance(seconds=61)
+    m.sync()
+    m.task("t1", "ann", text="Still not wanted")
+    m.sync()
+    assert m.events("bob") == []  # let go of: a later change doesn't bring it back
+    m.task("t1", "ann", responsible_id="cid")
+    m.sync()
+    m.task("t1", "ann", responsible_id="bob")  # a new assignment: a new event
+    m.sync()
+    [back] = m.events("bob")
+    assert back["id"] != event["id"] and back["summary"] == "Call: Still not wanted"
+    assert m.events("cid") == []
+
+
 def test_G12_moved_in_google_moves_the_deadline_text_edits_stay(mirror: Mirror):
     event = setup_pair(mirror)
     g = mirror.google("bob")

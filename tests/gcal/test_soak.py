@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -32,7 +32,7 @@ FAULTY = ["events.insert", "events.patch", "events.delete", "events.list", "even
 QUIET = {ch: {kind: False for kind in kinds} for ch, kinds in default_preferences().items()}
 
 
-def retrying(call):  # noqa: ANN001, ANN201
+def retrying(call):
     """The user's phone retries what the injected faults refuse, as Google's apps do. None:
     the event was gone already (a daemon running beside the test may delete it first)."""
     for _ in range(60):
@@ -56,7 +56,7 @@ class World:
     the conftest Mirror's task/req/calendar/google/emu (the crash test drives a subprocess)."""
 
     def __init__(self, m: Mirror, rng: random.Random, users: list[str],
-                 start: datetime = datetime(2026, 3, 3, 6, 0, tzinfo=timezone.utc)) -> None:
+                 start: datetime = datetime(2026, 3, 3, 6, 0, tzinfo=UTC)) -> None:
         self.m, self.rng, self.users, self.start = m, rng, users, start
         self.zone = {u: ZONES[i % len(ZONES)] for i, u in enumerate(users)}
         self.offline: set[str] = set()  # users whose grant is revoked: no phone either
@@ -124,7 +124,7 @@ class World:
 
     # -- Google side (each user's own Calendar client) -------------------------------------
 
-    def google(self, user: str):  # noqa: ANN201
+    def google(self, user: str):
         if user not in self.gclients:
             self.gclients[user] = self.m.google(user)
             self.calendars[user] = self.m.calendar(user)["calendar_id"]
@@ -183,7 +183,7 @@ class World:
 
 
 def _parse(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return datetime.fromisoformat(value)  # 3.11 reads "Z" too
 
 
 def settle(m: Mirror, max_rounds: int = 80) -> int:
@@ -247,7 +247,7 @@ def crm_tasks(m: Mirror, user: str) -> list[dict]:
             return out
 
 
-def mismatches(world: World, unlinked: set[tuple[str, str]], tasks_of, events_of  # noqa: ANN001
+def mismatches(world: World, unlinked: set[tuple[str, str]], tasks_of, events_of
                ) -> list[str]:
     """Every way the calendars differ from the CRM: a duplicate, a missing or extra event, a
     stale summary, start, end or done mark. `tasks_of(user)`: the CRM's tasks (REST shape)
