@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import base64
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi.testclient import TestClient
 
 from syncd.api.app import create_app
+from syncd.channels.registry import Registry
 from syncd.clock import ManualClock
 from syncd.daemon import Node, build
 from syncd.settings import Settings
@@ -56,6 +61,10 @@ def node(tmp_path: Path, clock: ManualClock) -> Iterator[Node]:
     n.db.dispose()
 
 
+def b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
 @dataclass
 class Api:
     """A CRM-side client on a node whose clock the test moves."""
@@ -70,11 +79,20 @@ class Api:
     def req(self, method: str, path: str, token: str | None = None, **kw):  # noqa: ANN201
         return self.client.request(method, path, headers=self.headers(token), **kw)
 
-    def user(self, user_id: str, **fields: object) -> dict:
+    def user(self, user_id: str, *, push: bool = False, **fields: object) -> dict:
+        """push: also give them a browser subscribed to Web Push and a phone with the app, so
+        their browser and mobile deliveries have somewhere to go."""
         fields.setdefault("name", user_id.title())
         fields.setdefault("email", f"{user_id}@example.com")
         r = self.req("PUT", f"/v1/users/{user_id}", json=fields)
         assert r.status_code == 200, r.text
+        if push:
+            registry = Registry(self.node.db, self.clock)
+            browser = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+                serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+            registry.subscribe_webpush(user_id, f"https://push.example.com/{user_id}",
+                                       b64url(browser), b64url(os.urandom(16)))
+            registry.register_device(user_id, "fcm", f"fcm-token-{user_id}")
         return r.json()
 
     def task(self, task_id: str, actor: str, **fields: object) -> dict:

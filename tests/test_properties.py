@@ -102,7 +102,7 @@ def fresh_api() -> Iterator[tuple[Api, list[Message]]]:
             with TestClient(create_app(node)) as client:
                 api = Api(client, node, clock)
                 for u in USERS:
-                    api.user(u)
+                    api.user(u, push=True)
                 yield api, sent
         finally:
             node.db.dispose()

@@ -122,7 +122,7 @@ def complete(api: Api, task: str, by: str, **body: object) -> dict:
 def people(api: Api) -> Api:
     """ann sets tasks, bob does them, carl is a third colleague; all in UTC at 09:00."""
     for name in ("ann", "bob", "carl"):
-        api.user(name)
+        api.user(name, push=True)
     return api
 
 
@@ -149,11 +149,21 @@ def test_N1_new_task_by_another_user_notifies_responsible_on_every_channel(peopl
     assert all(d["send_after"] == T0 for d in rows)  # no grace for a new task
     assert api.deliveries("ann") == []
 
-    run(api)  # no email or FCM configured: those channels record why nothing left
-    states = {d["channel"]: (d["state"], d["reason"] or "") for d in dels(api, "bob")}
-    for channel in ("email", "mobile"):
-        assert states[channel][0] == "skipped" and states[channel][1].startswith(NO_SENDER)
-    assert states["browser"][0] != "pending"  # Web Push is always on; bob has no browser
+
+def test_N1_a_channel_with_nowhere_to_go_records_why(api: Api) -> None:
+    api.user("ann")
+    api.user("bob")  # no browser subscribed to push, no phone with the app
+    api.task("t1", "ann", text="Call the client", responsible_id="bob",
+             due_at=iso(T0 + timedelta(hours=2)))
+    states = {d["channel"]: (d["state"], d["reason"]) for d in dels(api, "bob")}
+    assert states == {"email": ("pending", None),
+                      "browser": ("skipped", "no browser subscribed to push"),
+                      "mobile": ("skipped", "no enabled device")}
+    assert len(api.job_rows()) == 3  # the email and two timers: no job for the skipped ones
+
+    run(api)  # no SMTP server configured: the email records why nothing left
+    state, reason = {d["channel"]: (d["state"], d["reason"]) for d in dels(api, "bob")}["email"]
+    assert state == "skipped" and reason.startswith(NO_SENDER)
 
 
 def test_N1_each_enabled_channel_sends_exactly_once(people: Api) -> None:
@@ -420,10 +430,10 @@ def test_N6_whole_day_due_fires_at_local_notify_time_across_dst(api: Api, case: 
     zone, dates, fire_times, overdue_times = DST_CASES[case]
     first = datetime.fromisoformat(dates[0]).replace(tzinfo=UTC)
     api.clock.set(first - timedelta(days=2))
-    api.user("ann")
+    api.user("ann", push=True)
     users = {"09:00": "nine", "02:30": "early"}
     for notify_at, user in users.items():
-        api.user(user, timezone=zone, all_day_notify_at=notify_at)
+        api.user(user, push=True, timezone=zone, all_day_notify_at=notify_at)
 
     expected: dict[datetime, list[tuple[str, str, str]]] = {}
     for notify_at, user in users.items():
@@ -453,8 +463,8 @@ def test_N6_whole_day_due_fires_at_local_notify_time_across_dst(api: Api, case: 
 
 
 def test_N6_default_notify_time_is_nine_local(api: Api) -> None:
-    api.user("ann")
-    api.user("bob", timezone="Asia/Tokyo")  # no all_day_notify_at given: the default
+    api.user("ann", push=True)
+    api.user("bob", push=True, timezone="Asia/Tokyo")  # no all_day_notify_at given: the default
     assert api.req("GET", "/v1/users/bob").json()["all_day_notify_at"] == "09:00"
     api.task("t1", "ann", text="Report", responsible_id="bob", due_date="2026-03-04")
     fire = datetime(2026, 3, 4, 0, 0, tzinfo=UTC)  # 09:00 JST
@@ -465,8 +475,8 @@ def test_N6_default_notify_time_is_nine_local(api: Api) -> None:
 
 
 def test_N6_changing_zone_or_notify_time_moves_whole_day_timers(api: Api) -> None:
-    api.user("ann")
-    api.user("bob", timezone="Europe/Berlin")
+    api.user("ann", push=True)
+    api.user("bob", push=True, timezone="Europe/Berlin")
     api.task("t1", "ann", text="Report", responsible_id="bob", due_date="2026-03-04")
     run(api)
     r = api.req("PATCH", "/v1/users/bob/settings",
@@ -535,8 +545,8 @@ def test_N7_a_fired_due_gets_a_second_one_for_the_new_deadline(people: Api) -> N
 
 
 def test_N7_moving_a_whole_day_task_to_another_date(api: Api) -> None:
-    api.user("ann")
-    api.user("bob", timezone="Europe/Berlin")
+    api.user("ann", push=True)
+    api.user("bob", push=True, timezone="Europe/Berlin")
     api.task("t1", "ann", text="Report", responsible_id="bob", due_date="2026-03-03")
     run(api)
     api.task("t1", "ann", due_date="2026-03-05")
@@ -574,8 +584,8 @@ def test_N8_timed_task_gets_one_overdue_at_due_at(people: Api) -> None:
 
 
 def test_N8_whole_day_overdue_at_local_midnight_ending_the_date(api: Api) -> None:
-    api.user("ann")
-    api.user("bob", timezone="Asia/Kolkata")  # +05:30
+    api.user("ann", push=True)
+    api.user("bob", push=True, timezone="Asia/Kolkata")  # +05:30
     api.task("t1", "ann", text="Report", responsible_id="bob", due_date="2026-03-03")
     midnight = datetime(2026, 3, 3, 18, 30, tzinfo=UTC)  # 2026-03-04 00:00 IST
     at(api, midnight - timedelta(seconds=1))
@@ -667,6 +677,7 @@ def test_N9_completion_through_an_upsert_by_a_third_user(people: Api) -> None:
 def test_N10_delete_removes_entries_from_every_center_and_cancels_everything(
         people: Api) -> None:
     api = people
+    recorders(api.node)
     due = T0 + timedelta(hours=1)
     api.task("t1", "ann", text="Call", responsible_id="bob", due_at=iso(due))
     api.task("t2", "ann", text="Keep", responsible_id="bob")
@@ -789,9 +800,9 @@ def test_N11_two_nodes_firing_the_same_timers_notify_once(tmp_path: Path, db_url
     try:
         with TestClient(create_app(n1)) as client:
             api = Api(client, n1, clock)
-            api.user("ann")
-            api.user("bob")
-            api.user("carl", timezone="Europe/Berlin")
+            api.user("ann", push=True)
+            api.user("bob", push=True)
+            api.user("carl", push=True, timezone="Europe/Berlin")
             due = T0 + timedelta(hours=1)
             tasks = [f"t{i}" for i in range(12)]
             for i, t in enumerate(tasks):
@@ -834,8 +845,8 @@ def test_N11_the_same_timer_run_twice_at_once_or_after_a_crash_notifies_once(
     try:
         with TestClient(create_app(n1)) as client:
             api = Api(client, n1, clock)
-            api.user("ann")
-            api.user("bob")
+            api.user("ann", push=True)
+            api.user("bob", push=True)
             due = T0 + timedelta(hours=1)
             for i in range(8):
                 api.task(f"t{i}", "ann", text=f"Task {i}", responsible_id="bob",

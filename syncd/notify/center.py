@@ -9,16 +9,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
+from functools import cached_property
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, literal_column, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from syncd.domain import messages, rules
-from syncd.domain.model import Channel, Kind, Recipient
+from syncd.domain.model import Channel, Recipient
 from syncd.domain.model import Task as TaskValue
 from syncd.jobs import queue
 from syncd.store.db import Database
-from syncd.store.tables import Delivery, Entry, Task, User
+from syncd.store.tables import Delivery, Device, Entry, Task, User, WebPushSubscription
 
 TIMER_JOB = "timer"
 DELIVER_JOB = "deliver"
@@ -128,71 +131,103 @@ class Center:
                                               who.timezone, who.locale),
             actor_name=(actor.name or actor.id) if actor else "",
         )
-        row = dict(user_id=note.user_id, task_id=note.task_id, kind=note.kind.value,
-                   occurrence=note.occurrence, actor_id=note.actor_id,
-                   center_only=note.center_only, title=title, body=body, created_at=now)
-        if not self.db.insert_ignore(session, Entry, [row],
-                                     conflict=["user_id", "task_id", "kind", "occurrence"]):
+        row = {"user_id": note.user_id, "task_id": note.task_id, "kind": note.kind.value,
+                   "occurrence": note.occurrence, "actor_id": note.actor_id,
+                   "center_only": note.center_only, "title": title, "body": body, "created_at": now}
+        entry_id = session.execute(self._insert_entry, row).scalar()
+        if entry_id is None:  # N11: this notification exists already
             return None
-        entry = session.execute(select(Entry).where(
-            Entry.user_id == note.user_id, Entry.task_id == note.task_id,
-            Entry.kind == note.kind.value, Entry.occurrence == note.occurrence)).scalar_one()
+        entry = Entry(id=entry_id, **row)
         changes.created.append(entry)
         # N5: the email must leave before the deadline: due_at, or the end of a whole-day's
         # date (not its notify time, which is when the entry is made: no grace at all).
         deadline = rules.overdue_instant(task_value(task), who) if task else None
         channels = rules.channels_for(note, who)
         if Channel.BROWSER in channels:
-            changes.popups.add(entry.id)  # type: ignore[arg-type]
+            changes.popups.add(entry_id)
+        if channels:
+            self._deliver(session, note, entry, user, actor, channels, task, deadline, now,
+                              changes)
+        return entry
+
+    @cached_property
+    def _insert_entry(self) -> Any:
+        # Built once; RETURNING gives the new id, or nothing when the identity exists (N11).
+        table = Entry.__table__
+        stmt = (postgresql if self.db.is_postgres else sqlite).insert(table)
+        return stmt.on_conflict_do_nothing(
+            index_elements=["user_id", "task_id", "kind", "occurrence"]).returning(table.c.id)
+
+    def _deliver(self, session: Session, note: rules.Notify, entry: Entry, user: User,
+                 actor: User | None,
+                 channels: list[Channel], task: Task | None, deadline: datetime | None,
+                 now: datetime, changes: Changes) -> None:
+        payload = _payload(session, entry, user, actor, task)
+        rows = []
         for channel in channels:
             at = (rules.email_send_at(note, now, deadline, self.policy)
                   if channel is Channel.EMAIL else now)
-            self._deliver(session, entry, user, channel, task, at, now, changes)
-        return entry
+            skip = _unreachable(session, user, channel)
+            rows.append({"entry_id": entry.id, "user_id": user.id, "channel": channel.value,
+                         "recipient": user.email if channel is Channel.EMAIL else user.id,
+                         "payload": payload, "state": "skipped" if skip else "pending",
+                         "reason": skip, "attempts": 0, "send_after": at, "created_at": now})
+        ids = session.execute(_INSERT_DELIVERY, rows).scalars().all()
+        for delivery_id, r in zip(ids, rows, strict=True):
+            if r["state"] == "pending":
+                queue.enqueue(self.db, session, kind=DELIVER_JOB, key=f"deliver:{delivery_id}",
+                              due_at=r["send_after"], payload={"delivery_id": delivery_id},
+                              group=group(entry.task_id), now=now)
+                changes.job_at(r["send_after"])
 
-    def _deliver(self, session: Session, entry: Entry, user: User, channel: Channel,
-                 task: Task | None, at: datetime, now: datetime, changes: Changes) -> None:
-        address = user.email if channel is Channel.EMAIL else user.id
-        payload = {
-            "entry_id": entry.id, "kind": entry.kind, "task_id": entry.task_id,
-            "title": entry.title, "body": entry.body, "locale": user.locale,
-            "timezone": user.timezone, "task_type": task.type if task else None,
-            "task_text": task.text if task else None, "entity_url": task.entity_url if task else None,
-            "due_at": task.due_at.isoformat() if task and task.due_at else None,
-            "due_date": _iso(task.due_date) if task else None,
-        }
-        payload.update(_people(session, entry, user, task))  # for email/push senders
-        delivery = Delivery(entry_id=entry.id, user_id=user.id, channel=channel.value,
-                            recipient=address, payload=payload, send_after=at, created_at=now)
-        if channel is Channel.EMAIL and not address:
-            delivery.state, delivery.reason = "skipped", "user has no email address"
-        session.add(delivery)
-        session.flush()
-        if delivery.state == "pending":
-            queue.enqueue(self.db, session, kind=DELIVER_JOB, key=f"deliver:{delivery.id}",
-                          due_at=at, payload={"delivery_id": delivery.id},
-                          group=group(entry.task_id), now=now)
-            changes.job_at(at)
+
+# RETURNING in parameter order, so each id pairs with its row (one statement for them all).
+_INSERT_DELIVERY = (insert(Delivery.__table__)
+                    .returning(Delivery.__table__.c.id, sort_by_parameter_order=True))
+
+
+def _unreachable(session: Session, user: User, channel: Channel) -> str | None:
+    """Why this channel cannot reach the user at all, decided now so a delivery with nowhere to
+    go costs no job (the sender checks again at send time: devices come and go)."""
+    if channel is Channel.EMAIL:
+        return None if user.email else "user has no email address"
+    if channel is Channel.BROWSER:
+        found = session.execute(_HAS_SUBSCRIPTION, {"user_id": user.id}).first()
+        return None if found else "no browser subscribed to push"
+    found = session.execute(_HAS_DEVICE, {"user_id": user.id}).first()
+    return None if found else "no enabled device"
+
+
+_HAS_SUBSCRIPTION = select(literal_column("1")).where(
+    WebPushSubscription.user_id == bindparam("user_id")).limit(1)
+_HAS_DEVICE = select(literal_column("1")).where(
+    Device.user_id == bindparam("user_id"), Device.enabled.is_(True)).limit(1)
 
 
 def _iso(d: date | None) -> str | None:
     return d.isoformat() if d else None
 
 
-
-
-def _people(session: Session, entry: Entry, user: User, task: Task | None) -> dict:
-    """Who the message is to and who it is about: the entry's actor (who set, handed over or
-    completed the task) and the task's author, by name; plus the linked CRM entity."""
-    actor = session.get(User, entry.actor_id) if entry.actor_id else None
+def _payload(session: Session, entry: Entry, user: User, actor: User | None,
+             task: Task | None) -> dict:
+    """What every sender needs to word the message without reading the database again: the
+    entry, the task, who it is to, who set, handed over or completed it (the entry's actor),
+    the task's author, and the linked CRM entity."""
     author = session.get(User, task.author_id) if task else None
     return {
-        "user_name": user.name or user.id,
+        "entry_id": entry.id, "kind": entry.kind, "task_id": entry.task_id,
+        "title": entry.title, "body": entry.body, "locale": user.locale,
+        "timezone": user.timezone, "user_name": user.name or user.id,
         "actor_id": entry.actor_id,
         "actor_name": (actor.name or actor.id) if actor else None,
-        "author_id": task.author_id if task else None,
-        "author_name": (author.name or author.id) if author else None,
+        "task_type": task.type if task else None,
+        "task_text": task.text if task else None,
+        "entity_url": task.entity_url if task else None,
         "entity_type": task.entity_type if task else None,
         "entity_id": task.entity_id if task else None,
+        "due_at": task.due_at.isoformat() if task and task.due_at else None,
+        "due_date": _iso(task.due_date) if task else None,
         "duration_minutes": task.duration_minutes if task else None,
+        "author_id": task.author_id if task else None,
+        "author_name": (author.name or author.id) if author else None,
     }

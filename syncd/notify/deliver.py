@@ -3,7 +3,9 @@ and after the send so a success is never repeated by a later retry."""
 
 from __future__ import annotations
 
-from sqlalchemy import update
+from datetime import datetime
+
+from sqlalchemy import Row, bindparam, select, update
 
 from syncd.channels.base import Message, PermanentError, Sender, Skipped, TransientError
 from syncd.clock import Clock
@@ -32,29 +34,23 @@ class Deliverer:
 
     def __call__(self, job: ClaimedJob) -> None:
         delivery_id = job.payload["delivery_id"]
+        now = self.clock.now()
         with self.db.transaction() as s:
-            d = s.get(Delivery, delivery_id)
-            if d is None or d.state in ("sent", "skipped", "cancelled", "failed"):
+            found = s.execute(_DELIVERY_AND_ENTRY, {"id": delivery_id}).first()
+            if found is None or found.state in ("sent", "skipped", "cancelled", "failed"):
                 return
-            entry = s.get(Entry, d.entry_id)
-            assert entry is not None
-            if entry.removed_at is not None:
-                d.state, d.reason = "cancelled", "entry removed"
+            sender = self.senders.get(found.channel)
+            skip = _why_not(found, sender is not None, now)
+            if skip is not None:
+                state, reason = skip
+                s.execute(update(Delivery).where(Delivery.id == delivery_id)
+                          .values(state=state, reason=reason))
                 return
-            if (d.channel == Channel.EMAIL and entry.kind == Kind.TASK_DUE
-                    and entry.read_at is not None):
-                d.state, d.reason = "skipped", "read in the app first (N5)"
-                return
-            tz = d.payload.get("timezone") or "UTC"
-            if rules.reminder_is_stale(Kind(entry.kind), entry.occurrence, tz, self.clock.now()):
-                d.state, d.reason = "skipped", "deadline passed before it could be sent (N12)"
-                return
-            sender = self.senders.get(d.channel)
-            if sender is None:
-                d.state, d.reason = "skipped", f"no sender configured for {d.channel}"
-                return
-            d.state, d.attempts = "sending", d.attempts + 1
-            message = Message(d.id, d.channel, d.user_id, d.recipient, d.payload)
+            s.execute(update(Delivery).where(Delivery.id == delivery_id)
+                      .values(state="sending", attempts=Delivery.attempts + 1))
+            message = Message(delivery_id, found.channel, found.user_id, found.recipient,
+                              found.payload)
+        assert sender is not None
         try:
             sender.send(message)
         except Skipped as exc:
@@ -67,3 +63,23 @@ class Deliverer:
             self._settle(delivery_id, "pending", str(exc)[:500])
             raise RetryLater(str(exc)) from exc
         self._settle(delivery_id, "sent")
+
+
+_DELIVERY_AND_ENTRY = (
+    select(Delivery.state, Delivery.channel, Delivery.user_id, Delivery.recipient,
+           Delivery.payload, Entry.kind, Entry.occurrence, Entry.read_at, Entry.removed_at)
+    .join(Entry, Entry.id == Delivery.entry_id).where(Delivery.id == bindparam("id")))
+
+
+def _why_not(found: Row, has_sender: bool, now: datetime) -> tuple[str, str] | None:
+    """The (state, reason) that settles a delivery without sending it, or None: send it."""
+    if found.removed_at is not None:
+        return "cancelled", "entry removed"
+    if found.channel == Channel.EMAIL and found.kind == Kind.TASK_DUE and found.read_at is not None:
+        return "skipped", "read in the app first (N5)"
+    tz = found.payload.get("timezone") or "UTC"
+    if rules.reminder_is_stale(Kind(found.kind), found.occurrence, tz, now):
+        return "skipped", "deadline passed before it could be sent (N12)"
+    if not has_sender:
+        return "skipped", f"no sender configured for {found.channel}"
+    return None
