@@ -10,7 +10,10 @@ googleapiclient) client burns more CPU per request than the emulator, so with it
 measures the clients. `--client httpx` shows that figure too. The emulator's own CPU time per
 request (read from /proc) gives its capacity independently of the clients.
 
-    .venv/bin/python bench/bench_emulator.py [--clients 2] [--concurrency 16] [--seconds 10]
+The baseline, run the same way beside it, is uvicorn's pure-Python stack (h11 parser, stock
+asyncio loop).
+
+    .venv/bin/python -m bench.bench_emulator [--clients 2] [--concurrency 16] [--seconds 10]
 """
 
 from __future__ import annotations
@@ -140,30 +143,23 @@ def client_process(port: int, worker: int, mode: str, seconds: float, concurrenc
     results.put((sum(o for o, _ in outcomes), sum(f for _, f in outcomes)))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clients", type=int, default=2, help="client processes")
-    parser.add_argument("--concurrency", type=int, default=16, help="connections per client")
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--client", choices=("raw", "httpx"), default="raw")
-    parser.add_argument("--stack", choices=("auto", "pure"), default="auto",
-                        help="server HTTP stack: auto (httptools/uvloop if installed) or pure")
-    args = parser.parse_args()
-
+def measure(clients: int, concurrency: int, seconds: float, client: str, stack: str) -> dict:
+    """One run against a fresh emulator process: inserts served, failures, and the emulator's
+    own CPU time per insert."""
     port = free_port()
-    emulator = start_emulator(port, args.stack)
+    emulator = start_emulator(port, stack)
     try:
         results: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
         start_at = time.time() + 2.0
         procs = [multiprocessing.Process(
             target=client_process,
-            args=(port, w, args.client, args.seconds, args.concurrency, start_at, results))
-            for w in range(args.clients)]
+            args=(port, w, client, seconds, concurrency, start_at, results))
+            for w in range(clients)]
         for p in procs:
             p.start()
         time.sleep(max(0.0, start_at - time.time()))
         cpu_before = cpu_seconds(emulator.pid)
-        outcomes = [results.get(timeout=args.seconds + 60) for _ in procs]
+        outcomes = [results.get(timeout=seconds + 60) for _ in procs]
         cpu_used = cpu_seconds(emulator.pid) - cpu_before
         for p in procs:
             p.join()
@@ -172,19 +168,45 @@ def main() -> None:
         emulator.terminate()
         emulator.wait(10)
     ok = sum(o for o, _ in outcomes)
-    failed = sum(f for _, f in outcomes)
-    counted = counters["by_method_status"].get("calendar.events.insert", {}).get("200", 0)
-    rate = ok / args.seconds
-    per_request_us = cpu_used / max(ok, 1) * 1e6
-    print(f"clients: {args.clients} processes x "
-          f"{1 if args.client == 'httpx' else args.concurrency} {args.client} connections, "
-          f"{args.seconds:.0f} s, {os.cpu_count()} CPUs, server stack: {stack_name(args.stack)}")
-    print(f"events.insert OK: {ok} (failed: {failed}); counted by the emulator: {counted}")
-    print(f"throughput: {rate:.0f} events.insert/s (target >= {TARGET:.0f}/s) -> "
-          f"{'PASS' if rate >= TARGET else 'BELOW TARGET'}")
-    print(f"emulator CPU: {per_request_us:.0f} us per insert -> one core serves "
-          f"~{1e6 / per_request_us:.0f} inserts/s")
+    return {"ok": ok, "failed": sum(f for _, f in outcomes), "rate": ok / seconds,
+            "counted": counters["by_method_status"].get("calendar.events.insert", {}).get("200", 0),
+            "cpu_us": cpu_used / max(ok, 1) * 1e6}
+
+
+def run(clients: int = 2, concurrency: int = 16, seconds: float = 10.0, client: str = "raw"
+        ) -> list[dict]:
+    """The stack `syncd emulator` runs, beside uvicorn's pure-Python stack as the baseline."""
+    from bench import row
+
+    fast = measure(clients, concurrency, seconds, client, "auto")
+    pure = measure(clients, concurrency, seconds, client, "pure")
+    name = "emulator"
+    return [
+        row(name, f"events.insert served per second ({stack_name('auto')})", fast["rate"], "/s",
+            baseline=pure["rate"], target=f">= {TARGET:.0f}", ok=fast["rate"] >= TARGET),
+        row(name, "events.insert failed or miscounted", float(
+            fast["failed"] + abs(fast["ok"] - fast["counted"])), "requests", target="= 0",
+            ok=fast["failed"] == 0 and fast["ok"] == fast["counted"]),
+        row(name, "emulator CPU per insert", fast["cpu_us"], "us", baseline=pure["cpu_us"]),
+        row(name, "inserts/s one emulator core could serve", 1e6 / fast["cpu_us"], "/s",
+            baseline=1e6 / pure["cpu_us"]),
+    ]
+
+
+def main() -> list[dict]:
+    return run()
 
 
 if __name__ == "__main__":
-    main()
+    from bench import show
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=2, help="client processes")
+    parser.add_argument("--concurrency", type=int, default=16, help="connections per client")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--client", choices=("raw", "httpx"), default="raw")
+    args = parser.parse_args()
+    print(f"clients: {args.clients} processes x "
+          f"{1 if args.client == 'httpx' else args.concurrency} {args.client} connections, "
+          f"{args.seconds:.0f} s each stack, {os.cpu_count()} CPUs")
+    show(run(args.clients, args.concurrency, args.seconds, args.client))
