@@ -7,7 +7,7 @@ import signal
 import sys
 import threading
 from datetime import date, datetime
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -33,7 +33,7 @@ def settings() -> Settings:
         raise typer.Exit(2) from None
 
 
-def node(migrate: bool = True):  # noqa: ANN201 (import kept lazy: `check-config` stays fast)
+def node(migrate: bool = True):  # imported lazily: `check-config` stays fast
     from syncd.daemon import build
 
     s = settings()
@@ -127,7 +127,7 @@ def db_upgrade() -> None:
 
 @users_app.command("put")
 def users_put(user_id: str, name: str = "", email: str = "",
-              timezone: Optional[str] = None, locale: Optional[str] = None) -> None:
+              timezone: str | None = None, locale: str | None = None) -> None:
     """Create or update a user."""
     from syncd.api.schemas import UserIn
 
@@ -148,9 +148,9 @@ def users_token(user_id: str) -> None:
 
 
 @tasks_app.command("put")
-def tasks_put(task_id: str, actor: str, text: Optional[str] = None,
-              responsible: Optional[str] = None, due_at: Optional[datetime] = None,
-              due_date: Optional[str] = None, type: Optional[str] = None) -> None:
+def tasks_put(task_id: str, actor: str, text: str | None = None,
+              responsible: str | None = None, due_at: datetime | None = None,
+              due_date: str | None = None, type: str | None = None) -> None:
     """Create or update a task (due_at needs an offset, e.g. 2026-12-01T10:00:00+01:00)."""
     from syncd.api.schemas import TaskIn
 
@@ -178,7 +178,7 @@ def tasks_show(task_id: str) -> None:
 
 
 @app.command()
-def demo(port: Annotated[Optional[int], typer.Option(help="HTTP port (default http.port, "
+def demo(port: Annotated[int | None, typer.Option(help="HTTP port (default http.port, "
                                                           "or a free one if taken).")] = None,
          duration: Annotated[float, typer.Option(help="Stop after this many seconds "
                                                       "(0: run until Ctrl-C).")] = 0,
@@ -223,7 +223,7 @@ def calendar_connect(user_id: str) -> None:
 
 @app.command()
 def emulator(host: str = "127.0.0.1", port: int = 8090,
-             state_file: Annotated[Optional[str], typer.Option(help="Save state here.")] = None
+             state_file: Annotated[str | None, typer.Option(help="Save state here.")] = None
              ) -> None:
     """Run the Google Calendar v3 + OAuth 2.0 emulator."""
     from syncd.emulator.server import serve

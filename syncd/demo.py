@@ -11,7 +11,6 @@ import socket
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from syncd.emulator.server import EmulatorServer
@@ -52,7 +51,7 @@ def demo_settings(base: Settings, emu: EmulatorServer, port: int) -> Settings:
     })
 
 
-def seed(service, now: datetime, tz: str) -> None:  # noqa: ANN001 (syncd.service.Service)
+def seed(service, now: datetime, tz: str) -> None:
     for uid, name, locale in PEOPLE:
         service.put_user(uid, {"name": name, "email": f"{uid}@example.com", "timezone": tz,
                                "locale": locale})
@@ -72,7 +71,7 @@ def seed(service, now: datetime, tz: str) -> None:  # noqa: ANN001 (syncd.servic
                         actor_id="bob")  # N2: set for himself, center only
 
 
-def keep_setting_tasks(service, stop: threading.Event, every: float) -> None:  # noqa: ANN001
+def keep_setting_tasks(service, stop: threading.Event, every: float) -> None:
     n = 0
     while not stop.wait(every):
         n += 1

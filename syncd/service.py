@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -350,7 +350,7 @@ class Service:
 
 def _assign(row: Task, fields: dict[str, Any], now: datetime, actor_id: str) -> bool:
     """Apply an upsert's fields to the row; True if anything changed."""
-    fields = {k: v.astimezone(timezone.utc) if isinstance(v, datetime) else v
+    fields = {k: v.astimezone(UTC) if isinstance(v, datetime) else v
               for k, v in fields.items()}  # one spelling per instant: N11 keys compare text
     if fields.get("due_at") is not None:
         fields.setdefault("due_date", None)

@@ -6,7 +6,7 @@ import base64
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -22,7 +22,7 @@ from syncd.settings import Settings
 from tests.support.postgres import Postgres, pg_bin
 
 API_KEY = "test-api-key-0123456789"
-START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)  # a Monday
+START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday
 
 
 @pytest.fixture(scope="session")
@@ -43,8 +43,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def make_settings(tmp_path: Path, url: str = "", **overrides: object) -> Settings:
-    base: dict = dict(state_dir=tmp_path, database={"url": url}, api={"keys": [API_KEY]},
-                      log={"level": "WARNING", "json": False})
+    base: dict = {"state_dir": tmp_path, "database": {"url": url}, "api": {"keys": [API_KEY]},
+                      "log": {"level": "WARNING", "json": False}}
     base.update(overrides)
     return Settings(**base)
 
@@ -76,7 +76,7 @@ class Api:
     def headers(self, token: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {token or API_KEY}"}
 
-    def req(self, method: str, path: str, token: str | None = None, **kw):  # noqa: ANN201
+    def req(self, method: str, path: str, token: str | None = None, **kw):
         return self.client.request(method, path, headers=self.headers(token), **kw)
 
     def user(self, user_id: str, *, push: bool = False, **fields: object) -> dict:

@@ -16,7 +16,7 @@ from tests.conftest import API_KEY, make_settings
 pytestmark = pytest.mark.postgres
 
 
-def test_N13_live_events_cross_nodes_on_postgres(postgres, tmp_path: Path):  # noqa: ANN001
+def test_N13_live_events_cross_nodes_on_postgres(postgres, tmp_path: Path):
     url = postgres.create_database()
     nodes = []
     for i in range(2):

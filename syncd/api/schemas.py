@@ -22,7 +22,7 @@ def _printable(value: str) -> str:
     return value
 
 
-def Text(max_length: int, min_length: int = 0) -> Any:  # noqa: N802 (reads as a type)
+def Text(max_length: int, min_length: int = 0) -> Any:
     return Annotated[str, Field(min_length=min_length, max_length=max_length),
                      AfterValidator(_printable)]
 

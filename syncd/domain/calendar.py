@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from syncd.domain.messages import type_label
@@ -93,8 +93,8 @@ def _instant(value: dict | None) -> str | None:
         return None
     if value.get("date"):
         return value["date"]
-    parsed = datetime.fromisoformat(value["dateTime"].replace("Z", "+00:00"))
-    return parsed.astimezone(timezone.utc).isoformat()
+    parsed = datetime.fromisoformat(value["dateTime"])
+    return parsed.astimezone(UTC).isoformat()
 
 
 def normalize(event: dict) -> dict:
@@ -160,8 +160,8 @@ def _start(event: dict) -> datetime | None:
     value = (event.get("start") or {}).get("dateTime")
     if not value:
         return None
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return parsed.astimezone(timezone.utc) if parsed.tzinfo else None
+    parsed = datetime.fromisoformat(value)
+    return parsed.astimezone(UTC) if parsed.tzinfo else None
 
 
 def read_event(event: dict, who: Recipient, opts: MirrorOptions) -> Seen:

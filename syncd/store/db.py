@@ -68,15 +68,14 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A read-write unit of work: committed on success, rolled back on any exception."""
-        with self._write_lock, Session(self.engine, expire_on_commit=False) as session:
-            with session.begin():
-                yield session
+        with (self._write_lock, Session(self.engine, expire_on_commit=False) as session,
+              session.begin()):
+            yield session
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        with Session(self.read_engine, expire_on_commit=False) as session:
-            with session.begin():
-                yield session
+        with Session(self.read_engine, expire_on_commit=False) as session, session.begin():
+            yield session
 
     def insert_ignore(self, session: Session, model: type[SQLModel], rows: list[dict],
                       conflict: list[str]) -> int:

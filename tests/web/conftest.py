@@ -3,11 +3,11 @@ against a daemon on a real HTTP server (ephemeral port, SQLite in tmp)."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-import os
-import tempfile
 from pathlib import Path
 
 import httpx

@@ -4,11 +4,11 @@ Revision ID: 0001
 Revises: 
 Create Date: 2026-11-26 12:07:29.035978
 """
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-import syncd.store.tables
+from alembic import op
 
+import syncd.store.tables
 
 revision = '0001'
 down_revision = None

@@ -4,11 +4,11 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-27 10:00:00.000000
 """
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-import syncd.store.tables
+from alembic import op
 
+import syncd.store.tables
 
 revision = '0002'
 down_revision = '0001'

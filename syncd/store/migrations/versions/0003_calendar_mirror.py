@@ -4,11 +4,11 @@ Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-26 12:22:09.567603
 """
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-import syncd.store.tables
+from alembic import op
 
+import syncd.store.tables
 
 revision = '0003'
 down_revision = '0002'
