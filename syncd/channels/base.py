@@ -25,6 +25,10 @@ class PermanentError(Exception):
     """This message can never be delivered (bad address, unknown device)."""
 
 
+class Gone(Exception):
+    """The push service no longer knows this target (subscription, device token): drop it."""
+
+
 class Skipped(Exception):
     """There is nowhere to send it (no browser subscribed, no enabled device): not a failure."""
 

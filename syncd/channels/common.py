@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import date, datetime
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
+from syncd.channels.base import Gone, PermanentError, TransientError
 from syncd.domain import messages
+
+T = TypeVar("T")
 
 WEEKDAYS = {
     "en": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"],
@@ -146,3 +151,37 @@ class Progress:
     def forget(self, delivery_id: int) -> None:
         with self._lock:
             self._done.pop(delivery_id, None)
+
+
+def fan_out(delivery_id: int, targets: list[T], progress: Progress, label: str,
+            push: Callable[[T], None], drop: Callable[[T], None]) -> None:
+    """Send one delivery to each of a user's targets (browsers, phones), each once: a retry
+    goes only to those not reached yet. A target the service calls gone is dropped; any
+    transient failure makes the delivery retry; it fails for good only if none was reached."""
+    done = progress.done(delivery_id)
+    transient: list[str] = []
+    permanent: list[str] = []
+    reached = 0
+    for target in targets:
+        key = str(target.id)  # type: ignore[attr-defined]
+        if key in done:
+            reached += 1
+            continue
+        try:
+            push(target)
+        except Gone:
+            drop(target)
+            continue
+        except TransientError as exc:
+            transient.append(f"{label} {key}: {exc}")
+            continue
+        except PermanentError as exc:
+            permanent.append(f"{label} {key}: {exc}")
+            continue
+        reached += 1
+        progress.mark(delivery_id, key)
+    if transient:
+        raise TransientError("; ".join(transient)[:500])
+    progress.forget(delivery_id)
+    if permanent and not reached:
+        raise PermanentError("; ".join(permanent)[:500])

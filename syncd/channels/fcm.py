@@ -19,7 +19,7 @@ import httpx
 from google.oauth2 import service_account
 
 from syncd.channels import common
-from syncd.channels.base import Message, PermanentError, Skipped, TransientError
+from syncd.channels.base import Gone, Message, PermanentError, Skipped, TransientError
 from syncd.channels.registry import Registry
 from syncd.settings import FcmSettings, SettingsError
 from syncd.store.tables import Device
@@ -31,10 +31,6 @@ FCM_ERROR = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
 BAD_REQUEST = "type.googleapis.com/google.rpc.BadRequest"
 # FCM's word for "this token is dead": remove the device (SPEC §4).
 DEAD_TOKEN = {"UNREGISTERED", "SENDER_ID_MISMATCH"}
-
-
-class _Gone(Exception):
-    pass
 
 
 def load_service_account(path: str) -> dict:
@@ -119,34 +115,13 @@ class FcmSender:
         devices = self.registry.enabled_devices(message.user_id, "fcm")
         if not devices:
             raise Skipped("no enabled device")
-        done = self.progress.done(message.delivery_id)
-        transient: list[str] = []
-        permanent: list[str] = []
-        reached = 0
-        for device in devices:
-            if str(device.id) in done:
-                reached += 1
-                continue
-            try:
-                self._push(device, message)
-            except _Gone:
-                if self.registry.drop_device(device.id, device.token):
-                    log.info("FCM token unregistered, device removed",
-                             extra={"device": device.id, "user": device.user_id})
-                continue
-            except TransientError as exc:
-                transient.append(f"device {device.id}: {exc}")
-                continue
-            except PermanentError as exc:
-                permanent.append(f"device {device.id}: {exc}")
-                continue
-            reached += 1
-            self.progress.mark(message.delivery_id, str(device.id))
-        if transient:
-            raise TransientError("; ".join(transient)[:500])
-        self.progress.forget(message.delivery_id)
-        if permanent and not reached:
-            raise PermanentError("; ".join(permanent)[:500])
+        common.fan_out(message.delivery_id, devices, self.progress, "device",
+                       lambda device: self._push(device, message), self._drop)
+
+    def _drop(self, device: Device) -> None:
+        if self.registry.drop_device(device.id, device.token):
+            log.info("FCM token unregistered, device removed",
+                     extra={"device": device.id, "user": device.user_id})
 
     def _post(self, body: dict) -> httpx.Response:
         token = self.access_token()
@@ -180,7 +155,7 @@ class FcmSender:
             text = resp.text[:200]
         # Only FCM's explicit word removes a device: a bare 404 may be a wrong project id.
         if code in DEAD_TOKEN or (status == 400 and "message.token" in field_errors):
-            raise _Gone()
+            raise Gone()
         reason = f"FCM answered {status} {code}: {text}"
         if status in (401, 403):
             log.error("FCM refused the service account", extra={"status": status, "code": code})

@@ -27,7 +27,7 @@ from py_vapid import Vapid02
 from pywebpush import WebPusher, WebPushException
 
 from syncd.channels import common
-from syncd.channels.base import Message, PermanentError, Skipped, TransientError
+from syncd.channels.base import Gone, Message, PermanentError, Skipped, TransientError
 from syncd.channels.registry import Registry
 from syncd.settings import Settings, SettingsError, WebPushSettings
 from syncd.store.tables import WebPushSubscription
@@ -135,10 +135,6 @@ def check_subject(subject: str) -> None:
                             "https:// URL (push services contact it about problems)")
 
 
-class _Gone(Exception):
-    """The push service no longer knows this subscription."""
-
-
 class WebPushSender:
     channel = "browser"
 
@@ -166,35 +162,15 @@ class WebPushSender:
         subs = self.registry.webpush_subscriptions(message.user_id)
         if not subs:
             raise Skipped("no browser subscribed to push")
-        done = self.progress.done(message.delivery_id)
         data = self.content(message)
         urgency = "high" if message.payload.get("kind") == "task_due" else "normal"
-        transient: list[str] = []
-        permanent: list[str] = []
-        reached = 0
-        for sub in subs:
-            if str(sub.id) in done:
-                reached += 1
-                continue
-            try:
-                self._push(sub, data, message.delivery_id, urgency)
-            except _Gone:
-                if self.registry.drop_webpush(sub.id, sub.endpoint):
-                    log.info("push subscription gone, removed", extra={"subscription": sub.id})
-                continue
-            except TransientError as exc:
-                transient.append(f"subscription {sub.id}: {exc}")
-                continue
-            except PermanentError as exc:
-                permanent.append(f"subscription {sub.id}: {exc}")
-                continue
-            reached += 1
-            self.progress.mark(message.delivery_id, str(sub.id))
-        if transient:
-            raise TransientError("; ".join(transient)[:500])
-        self.progress.forget(message.delivery_id)
-        if permanent and not reached:
-            raise PermanentError("; ".join(permanent)[:500])
+        common.fan_out(message.delivery_id, subs, self.progress, "subscription",
+                       lambda sub: self._push(sub, data, message.delivery_id, urgency),
+                       self._drop)
+
+    def _drop(self, sub: WebPushSubscription) -> None:
+        if self.registry.drop_webpush(sub.id, sub.endpoint):
+            log.info("push subscription gone, removed", extra={"subscription": sub.id})
 
     def _push(self, sub: WebPushSubscription, data: bytes, delivery_id: int,
               urgency: str) -> None:
@@ -212,7 +188,7 @@ class WebPushSender:
         except WebPushException as exc:  # the stored keys can't be used: the browser must resubscribe
             log.warning("unusable push subscription, removed",
                         extra={"subscription": sub.id, "error": str(exc)[:200]})
-            raise _Gone() from exc
+            raise Gone() from exc
         except (requests.RequestException, OSError) as exc:
             raise TransientError(f"{type(exc).__name__} reaching {urlsplit(sub.endpoint).netloc}"
                                  ) from exc
@@ -220,7 +196,7 @@ class WebPushSender:
         if status in (200, 201, 202):
             return
         if status in (404, 410):
-            raise _Gone()
+            raise Gone()
         reason = f"push service answered {status} {resp.text[:200]!r}"
         if status == 429 or status >= 500:
             raise TransientError(reason)
