@@ -38,12 +38,17 @@ def hash_token(token: str) -> str:
 
 
 def entry_json(entry: Entry) -> dict[str, Any]:
+    """An entry as the stream sends it: the REST API's shape, instants in UTC with a "Z"."""
     return {
         "id": entry.id, "kind": entry.kind, "task_id": entry.task_id or None,
         "title": entry.title, "body": entry.body,
-        "created_at": entry.created_at.isoformat(),
-        "read_at": entry.read_at.isoformat() if entry.read_at else None,
+        "created_at": _utc_z(entry.created_at),
+        "read_at": _utc_z(entry.read_at) if entry.read_at else None,
     }
+
+
+def _utc_z(instant: datetime) -> str:
+    return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 class Service:
