@@ -123,6 +123,7 @@ class NodeServer:
                  extra={"stop_timeout_seconds": self.stop_timeout})
         self.notifier.stopping("stopping: draining HTTP and workers")
         self.watchdog.stop()
+        self.node.hub.close()
         _end_event_streams()
         clean = self.stop()
         log.info("stopped", extra={"clean": clean,

@@ -57,10 +57,11 @@ async def stream(id: OwnUser, n: NodeDep) -> EventSourceResponse:
             count = await run_in_threadpool(n.service.unread_count, id)
             yield {"event": "unread_count", "id": str(n.hub.next_id()),
                    "data": json.dumps({"count": count})}
-            while True:
-                event_id, event = await sub.queue.get()
+            while (item := await sub.queue.get()) is not None:
+                event_id, event = item
                 yield {"event": event.name, "id": str(event_id), "data": json.dumps(event.data)}
         finally:
             sub.close()
 
-    return EventSourceResponse(events(), ping=15)
+    # The grace lets a stream end itself when the node stops (Hub.close) before it is cut.
+    return EventSourceResponse(events(), ping=15, shutdown_grace_period=2)

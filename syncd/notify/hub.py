@@ -20,9 +20,10 @@ class Subscription:
         self.hub = hub
         self.user_id = user_id
         self.loop = loop
-        self.queue: asyncio.Queue[tuple[int, Event]] = asyncio.Queue(maxsize=1000)
+        # None: the node is stopping, the stream ends (a clean end of the HTTP response).
+        self.queue: asyncio.Queue[tuple[int, Event] | None] = asyncio.Queue(maxsize=1000)
 
-    def _put(self, item: tuple[int, Event]) -> None:
+    def _put(self, item: tuple[int, Event] | None) -> None:
         if self.queue.full():  # a stalled reader loses old events, and re-syncs on reconnect
             self.queue.get_nowait()
         self.queue.put_nowait(item)
@@ -57,6 +58,13 @@ class Hub:
 
     def next_id(self) -> int:
         return next(self._ids)
+
+    def close(self) -> None:
+        """End every open stream (the node is stopping)."""
+        with self._lock:
+            subs = [sub for group in self._subs.values() for sub in group]
+        for sub in subs:
+            sub.loop.call_soon_threadsafe(sub._put, None)
 
     def publish(self, event: Event) -> None:
         with self._lock:
