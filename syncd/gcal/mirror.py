@@ -13,6 +13,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
+from syncd.domain import calendar as cal
 from syncd.domain import rules
 from syncd.domain.calendar import MirrorOptions, event_id
 from syncd.domain.model import Kind
@@ -22,7 +23,7 @@ from syncd.gcal.client import Fault, Google, classify
 from syncd.gcal.tokens import TokenBox
 from syncd.jobs import queue
 from syncd.jobs.queue import ClaimedJob, RetryLater
-from syncd.notify.center import Changes
+from syncd.notify.center import Changes, task_value
 from syncd.service import Service
 from syncd.settings import Settings
 from syncd.store.tables import CalendarLink, CalendarOutbox, EventLink, Job, Task, User
@@ -87,8 +88,18 @@ class Mirror:
                       now: datetime) -> datetime | None:
         """G5: in the task change's own transaction, mark its event dirty for every user whose
         mirror is on; the push job runs after commit."""
-        live = s.execute(select(CalendarLink.user_id).where(
-            CalendarLink.user_id.in_(user_ids), CalendarLink.state.in_(LIVE))).scalars().all()
+        states = dict(s.execute(select(CalendarLink.user_id, CalendarLink.state).where(
+            CalendarLink.user_id.in_(user_ids),
+            CalendarLink.state.in_((*LIVE, "connecting")))).all())
+        if connecting := [u for u, state in states.items() if state == "connecting"]:
+            # Setup switches the mirror on and selects the tasks to backfill (G2) in one
+            # transaction. Under READ COMMITTED, a task committed after that select that read
+            # `connecting` before that commit would be in neither. A share lock on the link
+            # orders the two: it waits for a setup under way to commit (and reads `on`), or
+            # holds setup back until this change is committed (and its select sees the task).
+            states.update(s.execute(select(CalendarLink.user_id, CalendarLink.state).where(
+                CalendarLink.user_id.in_(connecting)).with_for_update(read=True)).all())
+        live = [u for u, state in states.items() if state in LIVE]
         for user_id in live:
             self.mark(s, user_id, [task_id], now)
         return now if live else None
@@ -229,6 +240,7 @@ class Mirror:
             return
         creds = self.credentials(link)
         before = creds.token
+        created = link.calendar_id is None
         try:
             calendar_id = link.calendar_id or self._create_calendar(user, creds)
         except Exception as exc:
@@ -237,8 +249,15 @@ class Mirror:
         now = self.clock.now()
         since = now - timedelta(days=self.g.backfill_days)
         with self.db.transaction() as s:
-            link = s.get(CalendarLink, user_id)
+            # Locked: a second run of this job (taken over from a node that was slow, not
+            # dead) must wait for the first to commit and then see it done. Read unlocked,
+            # both saw `connecting` and the later one switched the mirror on again with its
+            # own calendar, stranding every event pushed meanwhile in the first one.
+            link = s.execute(select(CalendarLink).where(CalendarLink.user_id == user_id)
+                             .with_for_update()).scalar()
             if link is None or link.state != "connecting":
+                if created:
+                    self._drop_calendar(user_id, creds, calendar_id)
                 return
             link.calendar_id, link.state, link.updated_at = calendar_id, "on", now
             link.sync_token = None
@@ -264,6 +283,16 @@ class Mirror:
                 "description": f"{CALENDAR_MARK}:{user.id}"}
         return self.google.execute(self.google.calendar.calendars().insert(body=body), creds,
                                    "calendars.insert")["id"]
+
+    def _drop_calendar(self, user_id: str, creds: Credentials, calendar_id: str) -> None:
+        """Best effort: a calendar this setup made and lost the race with (another run of the
+        job switched the mirror on first, or the user disconnected meanwhile) is empty."""
+        try:
+            self.google.execute(self.google.calendar.calendars().delete(calendarId=calendar_id),
+                                creds, "calendars.delete")
+        except Exception as exc:  # noqa: BLE001 (an empty calendar left behind, logged)
+            log.warning("setup: removing an unused calendar failed: %s", exc,
+                        extra={"user": user_id})
 
     def disconnect(self, user_id: str) -> dict[str, Any]:
         """G1 off: stop channels, delete the calendar (unless kept), revoke, erase tokens."""
@@ -316,10 +345,47 @@ def require_link(s: Session, user_id: str) -> CalendarLink:
     return link
 
 
+def wants_event(mirror: Mirror, task: Task | None, user_id: str) -> bool:
+    """Should this user's calendar hold an event for the task at all (G2, G7, G8)?"""
+    return task is not None and task.deleted_at is None and task.responsible_id == user_id \
+        and not (task.completed_at is not None and mirror.g.completed == "delete")
+
+
+def stale_event(link: EventLink, task: Task) -> bool:
+    """Is the link's event one made for an earlier assignment of the task (G8)?"""
+    return link.event_id != event_id(task.id, task.assignment_seq, link.incarnation)
+
+
+def new_assignment_event(link: EventLink, task: Task, now: datetime) -> None:
+    """Point the link at the event of the task's current assignment, to be inserted: a new
+    assignment gets a new event (G8), whatever became of the old one."""
+    link.event_id = event_id(task.id, task.assignment_seq)
+    link.unlinked, link.incarnation, link.etag, link.synced = False, 0, None, {}
+    link.base = cal.seen_of(task_value(task)).to_dict()
+    link.updated_at = now
+
+
 def _deleted_in_google(mirror: Mirror, s: Session, link: EventLink, now: datetime,
                        changes: Changes) -> None:
-    """G11: the event was deleted in Google; `google.on_event_deleted` says what that means."""
+    """G11: the event was deleted in Google; `google.on_event_deleted` says what that means.
+
+    Only for an event the CRM still wants there. G16: our own delete may be what removed it,
+    its answer lost to a node killed before storing it (a full resync then misses the event,
+    an incremental one lists it cancelled, a patch meets 404/410): that is not the user's."""
     task = s.get(Task, link.task_id)
+    if not wants_event(mirror, task, link.user_id):
+        # Deleted or handed over in the CRM: the event had to go anyway. The link goes, as
+        # the delete's own answer would have taken it; nothing is let go of or completed.
+        s.delete(link)
+        return
+    assert task is not None
+    if link.etag is None and stale_event(link, task):
+        # Handed away (our delete of its event went out unconfirmed) and back: the old
+        # event's end is ours, not the user's. The new assignment gets its own event.
+        new_assignment_event(link, task, now)
+        s.add(link)
+        mirror.mark(s, link.user_id, [task.id], now)
+        return
     policy = mirror.g.on_event_deleted
     open_here = task is not None and task.deleted_at is None and task.completed_at is None \
         and task.responsible_id == link.user_id

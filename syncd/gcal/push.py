@@ -3,7 +3,9 @@
 A change costs one request: insert, patch (only the fields that differ, with If-Match) or
 delete — never a read first. Each outbox row is cleared only if no newer change came while
 its request was out, so a crash at any point leaves work to redo, never work lost; redoing an
-insert meets 409 `duplicate` and adopts the event the first try made.
+insert meets 409 `duplicate` and adopts the event the first try made. A delete marks its link
+unconfirmed before it goes out, so an event gone for want of its answer is never taken for
+one the user deleted (G11).
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from googleapiclient.errors import HttpError
 from sqlalchemy import delete, func, select, tuple_, update
 from sqlmodel import Session
 
 from syncd.domain import calendar as cal
 from syncd.gcal.client import BATCH_SIZE, Fault, classify
-from syncd.gcal.mirror import LIVE, PULL_JOB, Mirror, syncing
+from syncd.gcal.mirror import LIVE, PULL_JOB, Mirror, new_assignment_event, stale_event, syncing
 from syncd.gcal.pull import apply_event
 from syncd.jobs import queue
 from syncd.jobs.queue import ClaimedJob, RetryLater
@@ -147,23 +150,27 @@ class Pusher:
             row: CalendarOutbox, now: datetime) -> Op | None:
         if link is not None and link.unlinked:
             handed_back = task is not None and task.responsible_id == user.id and \
-                link.event_id != cal.event_id(task.id, task.assignment_seq, link.incarnation)
+                stale_event(link, task)
             if not handed_back:
                 return None  # G11: the user deleted this event in Google; it stays deleted
             # The task went to someone else and came back since: a new assignment gets a new
             # event (G8), whatever the user did to the old one.
             assert task is not None
-            link.event_id = cal.event_id(task.id, task.assignment_seq)
-            link.unlinked, link.incarnation, link.etag, link.synced = False, 0, None, {}
-            link.base = cal.seen_of(task_value(task)).to_dict()
-            link.updated_at = now
+            new_assignment_event(link, task, now)
             s.add(link)
         want = self.desired(task, user, link, now)
         base = cal.seen_of(task_value(task)).to_dict() if task else {}
         if want is None:
             if link is None:
                 return None
-            return Op(row.task_id, row.seq, "delete", link.event_id, {}, None, link.etag, base)
+            op = Op(row.task_id, row.seq, "delete", link.event_id, {}, None, link.etag, base)
+            if link.etag is not None:
+                # G16, as for an insert: what goes out is stored first. Until Google answers,
+                # the event is not known to be there: if the node dies with the answer lost, a
+                # pull that finds it gone must not take that for the user's deletion (G11).
+                link.etag, link.updated_at = None, now
+                s.add(link)
+            return op
         if link is None or link.etag is None:
             if link is None:  # the id is stored before the insert goes out (G16)
                 assert task is not None
@@ -244,6 +251,10 @@ class Pusher:
                     done.append((op.task_id, op.seq))
                     continue
                 fault = classify(exc)
+                if op.kind == "delete" and link is not None and link.etag is None \
+                        and fault is not Fault.GONE and _refused(exc):
+                    link.etag = op.etag  # Google refused it: the event is there as it was
+                    s.add(link)
                 if fault in (Fault.GRANT, Fault.QUOTA):
                     fatal = fatal or exc
                 elif fault is Fault.DUPLICATE and op.kind == "insert":
@@ -313,6 +324,12 @@ class Pusher:
             apply_event(self.m, s, user, event, now, changes)
             _later(s, user_id, [op.task_id], now)
         self.m.service.publish(changes)
+
+
+def _refused(exc: BaseException) -> bool:
+    """Did Google answer that it did not apply the request? A 4xx does; a 5xx or a lost
+    connection leaves it unknown."""
+    return isinstance(exc, HttpError) and exc.resp.status < 500
 
 
 def _clear(s: Session, user_id: str, done: list[tuple[str, int]]) -> None:

@@ -69,7 +69,7 @@ class Mirror(Api):
     def round_trips(self) -> int:
         return self.emu.counters.snapshot()["http_requests"]
 
-    def link(self, user_id: str, task_id: str):  # noqa: ANN201
+    def link(self, user_id: str, task_id: str):
         from syncd.store.tables import EventLink
 
         with self.node.db.read() as s:
@@ -81,7 +81,7 @@ class Mirror(Api):
         return [e for e in self.emu.control.events(f"{user_id}@example.com", cal_id)
                 if e.get("status") != "cancelled"]
 
-    def google(self, user_id: str):  # noqa: ANN201
+    def google(self, user_id: str):
         """A Calendar client acting as the user in Google (their phone, say)."""
         from google.oauth2.credentials import Credentials
         from googleapiclient.discovery import build as gbuild

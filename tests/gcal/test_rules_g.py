@@ -8,7 +8,6 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from googleapiclient.errors import HttpError
 
 from syncd.api.app import create_app
 from syncd.clock import ManualClock
