@@ -67,7 +67,7 @@ class Mirror:
 
     @cached_property
     def box(self) -> TokenBox:
-        return TokenBox(self.g.token_key_file)
+        return TokenBox(self.g.token_key_file, generate=not self.db.is_postgres)
 
     # -- jobs ---------------------------------------------------------------------------
 
@@ -199,6 +199,8 @@ class Mirror:
 
     def connect_url(self, user_id: str, redirect_uri: str | None = None) -> str:
         user = self.service.get_user(user_id)
+        # Refused now, naming the setting, rather than after consent with nowhere to keep tokens.
+        _ = self.box
         now = self.clock.now()
         redirect = redirect_uri or self.settings.http.public_url.rstrip("/") + "/oauth/google/callback"
         url = oauth.start(self.db, self.google.client, user_id, user.email, redirect, now)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
+from syncd.errors import NotConfigured
+
 
 def credential_path(configured: str) -> Path:
     """A systemd credential (LoadCredential=) of the same file name wins over the setting."""
@@ -20,8 +22,16 @@ def credential_path(configured: str) -> Path:
 
 
 class TokenBox:
-    def __init__(self, key_file: str) -> None:
+    def __init__(self, key_file: str, generate: bool = True) -> None:
+        """generate: make the key when there is none. Only for one node on its own database:
+        nodes sharing PostgreSQL must share one key, which no node can make for the others."""
         path = credential_path(key_file)
+        if not path.exists() and not generate:
+            raise NotConfigured(
+                f"google.token_key_file: {key_file} does not exist. Nodes sharing a PostgreSQL "
+                "database must share one key: create it once (python -c 'from "
+                "cryptography.fernet import Fernet; print(Fernet.generate_key().decode())') "
+                "and install it on every node", field="google.token_key_file")
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             # Written aside, then linked into place: a node killed mid-write (G16) leaves no

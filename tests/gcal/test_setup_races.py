@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 from fastapi.testclient import TestClient
 
 from syncd.api.app import create_app
@@ -33,8 +34,9 @@ HOLD = 2.0  # how long a held setup waits for the other party before going on an
 
 @pytest.fixture
 def pg_mirror(postgres, emulator: EmulatorServer, tmp_path: Path) -> Iterator[Mirror]:
-    settings = make_settings(tmp_path, postgres.create_database(),
-                             google=google_settings(emulator, tmp_path))
+    google = google_settings(emulator, tmp_path)
+    Path(google["token_key_file"]).write_bytes(Fernet.generate_key())  # nodes share one key
+    settings = make_settings(tmp_path, postgres.create_database(), google=google)
     node = build(settings, ManualClock(START))
     m = Mirror(TestClient(create_app(node)), node, node.clock)  # type: ignore[arg-type]
     m.emu = emulator
@@ -158,3 +160,22 @@ def test_a_second_run_of_setup_changes_nothing(
     assert calendars == [link.calendar_id]  # the loser's empty calendar is gone
     m.sync()
     assert sorted(e["summary"] for e in m.events("bob")) == [f"Call: Task {i}" for i in range(3)]
+
+
+def test_G1_nodes_sharing_postgres_need_a_shared_token_key(postgres, emulator: EmulatorServer,
+                                                           tmp_path: Path) -> None:
+    """One node must not make a key the others can't have: with no key installed, turning the
+    mirror on is refused before any consent, naming the setting, and nothing changes."""
+    google = google_settings(emulator, tmp_path)  # its token_key_file does not exist
+    node = build(make_settings(tmp_path, postgres.create_database(), google=google),
+                 ManualClock(START))
+    try:
+        m = Mirror(TestClient(create_app(node)), node, node.clock)  # type: ignore[arg-type]
+        m.user("ann")
+        r = m.req("POST", "/v1/users/ann/calendar/connect")
+        assert r.status_code == 409, r.text
+        assert r.json()["error"]["field"] == "google.token_key_file"
+        assert not Path(google["token_key_file"]).exists()
+        assert m.req("GET", "/v1/users/ann/calendar").json()["state"] == "off"
+    finally:
+        node.db.dispose()
