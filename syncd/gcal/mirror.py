@@ -26,6 +26,7 @@ from syncd.jobs.queue import ClaimedJob, RetryLater
 from syncd.notify.center import Changes, task_value
 from syncd.service import Service
 from syncd.settings import Settings
+from syncd.store.db import Database
 from syncd.store.tables import CalendarLink, CalendarOutbox, EventLink, Job, Task, User
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,29 @@ def syncing(link: CalendarLink, now: datetime) -> bool:
     the older of our own writes for a change made in Google (G13)."""
     return any(until is not None and until > now
                for until in (link.push_lease_until, link.pull_lease_until))
+
+
+class Turn:
+    """A worker's turn at a user's push or pull (see `syncing`): renewed and released only
+    while it is still this worker's. A turn that ran out (a slow node) may be another's by
+    then, and clearing that one would let a push and a pull of the user overlap."""
+
+    def __init__(self, db: Database, user_id: str, column: Any, until: datetime) -> None:
+        self.db, self.user_id, self.column, self.until = db, user_id, column, until
+
+    def renew(self, s: Session, until: datetime) -> bool:
+        held = s.execute(update(CalendarLink).where(
+            CalendarLink.user_id == self.user_id, self.column == self.until)
+            .values({self.column: until})).rowcount
+        if held:
+            self.until = until
+        return bool(held)
+
+    def release(self) -> None:
+        with self.db.transaction() as s:
+            s.execute(update(CalendarLink).where(
+                CalendarLink.user_id == self.user_id, self.column == self.until)
+                .values({self.column: None}))
 
 
 class Mirror:

@@ -13,11 +13,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from googleapiclient.errors import HttpError
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlmodel import Session
 
 from syncd.domain import calendar as cal
-from syncd.gcal.mirror import LIVE, Mirror, syncing
+from syncd.gcal.mirror import LIVE, Mirror, Turn, syncing
 from syncd.jobs.queue import ClaimedJob, RetryLater
 from syncd.notify.center import Changes, recipient, task_value
 from syncd.store.tables import CalendarLink, EventLink, Task, User
@@ -46,6 +46,7 @@ class Puller:
                 raise RetryLater("another worker is syncing this user", delay=0.25)
             link.pull_lease_until = now + self.lease
             s.add(link)
+        turn = Turn(self.m.db, user_id, CalendarLink.pull_lease_until, link.pull_lease_until)
         creds = self.m.credentials(link)
         before = creds.token
         try:
@@ -56,9 +57,7 @@ class Puller:
             raise self.m.fail(user_id, exc) from exc
         finally:
             self.m.keep_tokens(user_id, creds, before)
-            with self.m.db.transaction() as s:
-                s.execute(update(CalendarLink).where(CalendarLink.user_id == user_id)
-                          .values(pull_lease_until=None))
+            turn.release()
         interval = self.m.g.safety_poll_seconds if link.channel_id else self.m.g.poll_seconds
         return self.m.clock.now() + timedelta(seconds=interval)
 

@@ -22,7 +22,15 @@ from sqlmodel import Session
 
 from syncd.domain import calendar as cal
 from syncd.gcal.client import BATCH_SIZE, Fault, classify
-from syncd.gcal.mirror import LIVE, PULL_JOB, Mirror, new_assignment_event, stale_event, syncing
+from syncd.gcal.mirror import (
+    LIVE,
+    PULL_JOB,
+    Mirror,
+    Turn,
+    new_assignment_event,
+    stale_event,
+    syncing,
+)
 from syncd.gcal.pull import apply_event
 from syncd.jobs import queue
 from syncd.jobs.queue import ClaimedJob, RetryLater
@@ -69,19 +77,18 @@ class Pusher:
                 raise RetryLater("another worker is syncing this user", delay=0.25)
             link.push_lease_until = now + self.lease
             s.add(link)
+        turn = Turn(self.m.db, user_id, CalendarLink.push_lease_until, link.push_lease_until)
         try:
-            return self._drain(user_id, link)
+            return self._drain(user_id, link, turn)
         finally:
-            with self.m.db.transaction() as s:
-                s.execute(update(CalendarLink).where(CalendarLink.user_id == user_id)
-                          .values(push_lease_until=None))
+            turn.release()
 
-    def _drain(self, user_id: str, link: CalendarLink) -> datetime | None:
+    def _drain(self, user_id: str, link: CalendarLink, turn: Turn) -> datetime | None:
         creds = self.m.credentials(link)
         before = creds.token
         try:
             for _ in range(ROUNDS):
-                ops = self._plan(user_id)
+                ops = self._plan(user_id, turn)
                 if ops is None:
                     break
                 if not ops:
@@ -102,7 +109,7 @@ class Pusher:
 
     # -- planning -----------------------------------------------------------------------
 
-    def _plan(self, user_id: str) -> list[Op] | None:
+    def _plan(self, user_id: str, turn: Turn) -> list[Op] | None:
         """The next page of due outbox rows as requests. None: nothing due. Rows that need no
         request (the event already says it all) are cleared here."""
         now = self.m.clock.now()
@@ -112,8 +119,8 @@ class Pusher:
                 .order_by(CalendarOutbox.changed_at).limit(BATCH_SIZE * 4)).scalars().all()
             if not rows:
                 return None
-            s.execute(update(CalendarLink).where(CalendarLink.user_id == user_id)
-                      .values(push_lease_until=now + self.lease))
+            if not turn.renew(s, now + self.lease):
+                raise RetryLater("this user's push turn ran out and passed on", delay=0.25)
             user = s.get(User, user_id)
             assert user is not None
             ids = [r.task_id for r in rows]

@@ -4,9 +4,12 @@ push's steps run by hand so the kill falls exactly there."""
 
 from __future__ import annotations
 
-import pytest
-from sqlalchemy import select
+from datetime import timedelta
 
+import pytest
+from sqlalchemy import select, update
+
+from syncd.gcal.mirror import Turn
 from syncd.gcal.pull import Puller
 from syncd.gcal.push import Pusher
 from syncd.jobs.queue import ClaimedJob
@@ -25,9 +28,12 @@ def push_then_die(m: Mirror, user_id: str) -> None:
     """One push round whose requests reach Google, by a node killed before it could store
     a single answer: its leases are left behind, its outbox rows stay."""
     pusher = Pusher(m.node.mirror)
-    with m.node.db.read() as s:
+    until = m.clock.now() + pusher.lease
+    with m.node.db.transaction() as s:  # its turn at the user, as Pusher.__call__ takes it
         link = s.get(CalendarLink, user_id)
-    ops = pusher._plan(user_id)
+        link.push_lease_until = until
+        s.add(link)
+    ops = pusher._plan(user_id, Turn(m.node.db, user_id, CalendarLink.push_lease_until, until))
     assert ops
     pusher._send(ops, m.node.mirror.credentials(link), link.calendar_id)
 
@@ -110,3 +116,32 @@ def test_G16_a_task_handed_back_after_a_lost_delete_answer_gets_a_new_event(
     assert m.events("cid") == []
     assert not [lk for lk in links(m, "bob").values() if lk.unlinked]
     assert [e["kind"] for e in m.entries("ann")] == []
+
+
+def test_G16_a_turn_that_ran_out_is_not_cleared_from_under_its_next_holder(mirror: Mirror) -> None:
+    """A slow node's push turn ran out and another worker took the user: the slow one's
+    renewal fails and its release leaves the new holder's turn in place (a pull must not
+    start beside that push)."""
+    add_people(mirror, "bob")
+    mirror.connect("bob")
+    now = mirror.clock.now()
+    column = CalendarLink.push_lease_until
+    slow = Turn(mirror.node.db, "bob", column, now + timedelta(seconds=10))
+    with mirror.node.db.transaction() as s:
+        s.execute(update(CalendarLink).where(CalendarLink.user_id == "bob")
+                  .values(push_lease_until=slow.until))
+    later = now + timedelta(seconds=25)  # the next holder's turn, taken once slow's ran out
+    with mirror.node.db.transaction() as s:
+        s.execute(update(CalendarLink).where(CalendarLink.user_id == "bob")
+                  .values(push_lease_until=later))
+
+    with mirror.node.db.transaction() as s:
+        assert slow.renew(s, now + timedelta(seconds=40)) is False
+    slow.release()
+    with mirror.node.db.read() as s:
+        assert s.get(CalendarLink, "bob").push_lease_until == later
+
+    mine = Turn(mirror.node.db, "bob", column, later)
+    mine.release()
+    with mirror.node.db.read() as s:
+        assert s.get(CalendarLink, "bob").push_lease_until is None
