@@ -12,7 +12,7 @@ from datetime import date, datetime, time
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import bindparam, insert, literal_column, select, update
+from sqlalchemy import bindparam, exists, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
@@ -163,11 +163,12 @@ class Center:
                  channels: list[Channel], task: Task | None, deadline: datetime | None,
                  now: datetime, changes: Changes) -> None:
         payload = _payload(session, entry, user, actor, task)
+        unreachable = _unreachable(session, user, channels)
         rows = []
         for channel in channels:
             at = (rules.email_send_at(note, now, deadline, self.policy)
                   if channel is Channel.EMAIL else now)
-            skip = _unreachable(session, user, channel)
+            skip = unreachable.get(channel)
             rows.append({"entry_id": entry.id, "user_id": user.id, "channel": channel.value,
                          "recipient": user.email if channel is Channel.EMAIL else user.id,
                          "payload": payload, "state": "skipped" if skip else "pending",
@@ -186,22 +187,25 @@ _INSERT_DELIVERY = (insert(Delivery.__table__)
                     .returning(Delivery.__table__.c.id, sort_by_parameter_order=True))
 
 
-def _unreachable(session: Session, user: User, channel: Channel) -> str | None:
-    """Why this channel cannot reach the user at all, decided now so a delivery with nowhere to
+def _unreachable(session: Session, user: User, channels: list[Channel]) -> dict[Channel, str]:
+    """Why a channel cannot reach the user at all, decided now so a delivery with nowhere to
     go costs no job (the sender checks again at send time: devices come and go)."""
-    if channel is Channel.EMAIL:
-        return None if user.email else "user has no email address"
-    if channel is Channel.BROWSER:
-        found = session.execute(_HAS_SUBSCRIPTION, {"user_id": user.id}).first()
-        return None if found else "no browser subscribed to push"
-    found = session.execute(_HAS_DEVICE, {"user_id": user.id}).first()
-    return None if found else "no enabled device"
+    why: dict[Channel, str] = {}
+    if Channel.EMAIL in channels and not user.email:
+        why[Channel.EMAIL] = "user has no email address"
+    if Channel.BROWSER in channels or Channel.MOBILE in channels:
+        browser, mobile = session.execute(_PUSH_TARGETS, {"user_id": user.id}).one()
+        if not browser:
+            why[Channel.BROWSER] = "no browser subscribed to push"
+        if not mobile:
+            why[Channel.MOBILE] = "no enabled device"
+    return why
 
 
-_HAS_SUBSCRIPTION = select(literal_column("1")).where(
-    WebPushSubscription.user_id == bindparam("user_id")).limit(1)
-_HAS_DEVICE = select(literal_column("1")).where(
-    Device.user_id == bindparam("user_id"), Device.enabled.is_(True)).limit(1)
+# One round trip for both push channels: does the user have a browser, an enabled phone?
+_PUSH_TARGETS = select(
+    exists().where(WebPushSubscription.user_id == bindparam("user_id")),
+    exists().where(Device.user_id == bindparam("user_id"), Device.enabled.is_(True)))
 
 
 def _iso(d: date | None) -> str | None:
