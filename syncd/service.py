@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -21,7 +21,7 @@ from syncd.domain import rules
 from syncd.domain.model import CHANNEL_KINDS, Channel, Kind, default_preferences
 from syncd.errors import Conflict, InvalidInput, NotFound
 from syncd.jobs.queue import ClaimedJob
-from syncd.notify.center import Center, Changes, recipient, task_value
+from syncd.notify.center import Center, Changes, NewEntry, recipient, task_value
 from syncd.notify.hub import Event, Hub
 from syncd.notify.relay import Relay
 from syncd.settings import Settings
@@ -37,7 +37,7 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def entry_json(entry: Entry) -> dict[str, Any]:
+def entry_json(entry: Entry | NewEntry) -> dict[str, Any]:
     """An entry as the stream sends it: the REST API's shape, instants in UTC with a "Z"."""
     return {
         "id": entry.id, "kind": entry.kind, "task_id": entry.task_id or None,
@@ -49,6 +49,12 @@ def entry_json(entry: Entry) -> dict[str, Any]:
 
 def _utc_z(instant: datetime) -> str:
     return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+# Built once: a fired timer runs these thousands of times a minute, and building and
+# cache-keying a statement afresh cost about as much as running it.
+_TASK_FOR_UPDATE = select(Task).where(Task.id == bindparam("id")).with_for_update()
+_USER = select(User).where(User.id == bindparam("id"))
 
 
 class Service:
@@ -300,9 +306,8 @@ class Service:
             # meanwhile on another node is either seen here (and nothing fires) or waits for
             # this entry and removes it. Unlocked, the entry could land just after the change
             # had swept the task's entries, and a completed task kept a live task_overdue (N9).
-            row = s.execute(select(Task).where(Task.id == timer.task_id)
-                            .with_for_update()).scalar()
-            user = s.get(User, timer.user_id)
+            row = s.execute(_TASK_FOR_UPDATE, {"id": timer.task_id}).scalar()
+            user = s.execute(_USER, {"id": timer.user_id}).scalar()
             if row is None or row.deleted_at is not None or user is None:
                 return
             note = rules.on_timer(task_value(row), timer, recipient(user), now)

@@ -27,11 +27,29 @@ TIMER_JOB = "timer"
 DELIVER_JOB = "deliver"
 
 
+@dataclass(frozen=True)
+class NewEntry:
+    """A center entry as the transaction that made it knows it (no ORM object: a fired timer
+    makes thousands a minute)."""
+
+    id: int
+    user_id: str
+    task_id: str
+    kind: str
+    occurrence: str
+    actor_id: str | None
+    center_only: bool
+    title: str
+    body: str
+    created_at: datetime
+    read_at: datetime | None = None
+
+
 @dataclass
 class Changes:
     """What a transaction did to the centers, published as live events after it commits."""
 
-    created: list[Entry] = field(default_factory=list)
+    created: list[NewEntry] = field(default_factory=list)
     removed: dict[str, list[int]] = field(default_factory=dict)
     read: set[str] = field(default_factory=set)
     popups: set[int] = field(default_factory=set)  # entries the browser toggle lets pop up
@@ -116,7 +134,7 @@ class Center:
                         .values(state="cancelled", reason="entry removed"))
 
     def notify(self, session: Session, note: rules.Notify, task: Task | None, now: datetime,
-               changes: Changes) -> Entry | None:
+               changes: Changes) -> NewEntry | None:
         """Record the entry (once, N11) and one delivery per channel the rules allow."""
         user = session.get(User, note.user_id)
         if user is None:
@@ -137,7 +155,7 @@ class Center:
         entry_id = session.execute(self._insert_entry, row).scalar()
         if entry_id is None:  # N11: this notification exists already
             return None
-        entry = Entry(id=entry_id, **row)
+        entry = NewEntry(id=entry_id, **row)
         changes.created.append(entry)
         # N5: the email must leave before the deadline: due_at, or the end of a whole-day's
         # date (not its notify time, which is when the entry is made: no grace at all).
@@ -158,7 +176,7 @@ class Center:
         return stmt.on_conflict_do_nothing(
             index_elements=["user_id", "task_id", "kind", "occurrence"]).returning(table.c.id)
 
-    def _deliver(self, session: Session, note: rules.Notify, entry: Entry, user: User,
+    def _deliver(self, session: Session, note: rules.Notify, entry: NewEntry, user: User,
                  actor: User | None,
                  channels: list[Channel], task: Task | None, deadline: datetime | None,
                  now: datetime, changes: Changes) -> None:
@@ -212,7 +230,7 @@ def _iso(d: date | None) -> str | None:
     return d.isoformat() if d else None
 
 
-def _payload(session: Session, entry: Entry, user: User, actor: User | None,
+def _payload(session: Session, entry: NewEntry, user: User, actor: User | None,
              task: Task | None) -> dict:
     """What every sender needs to word the message without reading the database again: the
     entry, the task, who it is to, who set, handed over or completed it (the entry's actor),
