@@ -150,8 +150,8 @@ class Center:
             actor_name=(actor.name or actor.id) if actor else "",
         )
         row = {"user_id": note.user_id, "task_id": note.task_id, "kind": note.kind.value,
-                   "occurrence": note.occurrence, "actor_id": note.actor_id,
-                   "center_only": note.center_only, "title": title, "body": body, "created_at": now}
+               "occurrence": note.occurrence, "actor_id": note.actor_id,
+               "center_only": note.center_only, "title": title, "body": body, "created_at": now}
         entry_id = session.execute(self._insert_entry, row).scalar()
         if entry_id is None:  # N11: this notification exists already
             return None
@@ -165,7 +165,7 @@ class Center:
             changes.popups.add(entry_id)
         if channels:
             self._deliver(session, note, entry, user, actor, channels, task, deadline, now,
-                              changes)
+                          changes)
         return entry
 
     @cached_property
@@ -177,9 +177,8 @@ class Center:
             index_elements=["user_id", "task_id", "kind", "occurrence"]).returning(table.c.id)
 
     def _deliver(self, session: Session, note: rules.Notify, entry: NewEntry, user: User,
-                 actor: User | None,
-                 channels: list[Channel], task: Task | None, deadline: datetime | None,
-                 now: datetime, changes: Changes) -> None:
+                 actor: User | None, channels: list[Channel], task: Task | None,
+                 deadline: datetime | None, now: datetime, changes: Changes) -> None:
         payload = _payload(session, entry, user, actor, task)
         unreachable = _unreachable(session, user, channels)
         rows = []
