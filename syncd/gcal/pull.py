@@ -176,10 +176,13 @@ def apply_event(m: Mirror, s: Session, user: User, event: dict, now: datetime,
         fields["due_date"] = merged.due_date
     if fields:
         task = m.service.change_task(s, task_id, fields, task.responsible_id, now, changes)
+    # The base is what Google now has, not what the CRM settled on: where the CRM won a
+    # field, its value is still on the way to Google, a CRM change until that write lands.
+    # Taking it as agreed would read Google's next edit of any field as a revert (G13).
     link.etag, link.synced = event.get("etag"), cal.normalize(event)
-    agreed = cal.seen_of(task_value(task))
-    link.base, link.updated_at = agreed.to_dict(), now
+    link.base, link.updated_at = google.to_dict(), now
     s.add(link)
+    agreed = cal.seen_of(task_value(task))
     if (agreed.done, agreed.due_at, agreed.due_date) != \
             (google.done, google.due_at, google.due_date):
         m.mark(s, user.id, [task_id], now)  # the CRM won a field: write it back

@@ -390,6 +390,32 @@ def test_G13_both_sides_moved_the_crm_wins_and_own_writes_never_bounce(mirror: M
         {"calendar.events.list": 1}
 
 
+def test_G13_a_crm_completion_not_yet_written_back_survives_google_edits(mirror: Mirror):
+    """The state last synced is what both sides had: a CRM value still on its way to Google
+    is the CRM's change, not the base, so a later Google edit does not undo it."""
+    event = setup_pair(mirror)
+    g = mirror.google("bob")
+    cal_id = mirror.calendar("bob")["calendar_id"]
+    mirror.emu.faults.configure(error_rates={503: 1.0}, methods=["events.patch"])
+    mirror.req("POST", "/v1/tasks/t1/complete", json={"by": "bob"})
+    for hour in (11, 12):  # two moves in Google, each pulled while the write-back fails
+        event = g.events().get(calendarId=cal_id, eventId=event["id"]).execute()
+        event.update(start={"dateTime": f"2026-03-04T{hour}:00:00+01:00"},
+                     end={"dateTime": f"2026-03-04T{hour}:30:00+01:00"})  # as many apps do
+        g.events().update(calendarId=cal_id, eventId=event["id"], body=event).execute()
+        mirror.advance(seconds=61)
+        mirror.sync()
+        task = mirror.req("GET", "/v1/tasks/t1").json()
+        assert task["completed_by"] == "bob" and task["completed_at"], task
+        assert task["due_at"] == f"2026-03-04T{hour - 1:02d}:00:00Z"
+    mirror.emu.faults.clear()
+    mirror.advance(seconds=600)
+    mirror.sync()
+    [ev] = mirror.events("bob")
+    assert ev["summary"].startswith("✓ ") and ev["start"]["dateTime"].startswith("2026-03-04T12")
+    assert [e["kind"] for e in mirror.entries("ann")] == ["task_completed"]  # told once
+
+
 def test_G14_transient_errors_back_off_and_converge_a_400_is_recorded(mirror: Mirror):
     setup_pair(mirror)
     mirror.emu.faults.script(count=4, method="events.patch", status=503)
