@@ -45,7 +45,6 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, text
 
-from syncd.channels.webpush import VapidKey
 from syncd.domain.model import CHANNEL_KINDS
 from syncd.emulator.server import EmulatorServer
 from tests.support.cluster import Cluster, NodeProcess, SmtpSink, free_port, start_smtp
@@ -224,7 +223,6 @@ def test_three_nodes_one_killed(tmp_path: Path, postgres, emulator: EmulatorServ
         token_key.write_bytes(Fernet.generate_key())
         settings_file = tmp_path / "empty-settings.yaml"
         settings_file.write_text("{}\n")
-        vapid = VapidKey.generate().pem().decode()  # one key for all nodes, as a cluster needs
         common = {
             "SYNCD_SETTINGS": str(settings_file),
             "SYNCD_DATABASE__URL": url,
@@ -239,7 +237,6 @@ def test_three_nodes_one_killed(tmp_path: Path, postgres, emulator: EmulatorServ
             "SYNCD_EMAIL__SMTP_HOST": "127.0.0.1",
             "SYNCD_EMAIL__SMTP_PORT": str(smtp.port),
             "SYNCD_EMAIL__TIMEOUT_SECONDS": "10",
-            "SYNCD_WEBPUSH__VAPID_PRIVATE_KEY": vapid,
             "SYNCD_GOOGLE__CLIENT_FILE": str(client_file),
             "SYNCD_GOOGLE__TOKEN_KEY_FILE": str(token_key),
             "SYNCD_GOOGLE__API_ENDPOINT": emulator.base_url,
@@ -263,6 +260,10 @@ def test_three_nodes_one_killed(tmp_path: Path, postgres, emulator: EmulatorServ
         for n in nodes:
             n.wait_healthy()
         timings["nodes_up"] = time.monotonic() - started
+        # Started together, they generated one VAPID key between them: a browser subscribed
+        # through any node gets pushes signed by every node with the key it knows.
+        keys = {httpx.get(n.url + "/v1/webpush/public-key").json()["public_key"] for n in nodes}
+        assert len(keys) == 1, keys
         crm = Cluster(nodes, API_KEY)
 
         # -- users, and three of them switch the mirror on ------------------------------

@@ -28,8 +28,8 @@ def register_senders(deliverer: Deliverer, settings: Settings, db: Database, clo
             deliverer.register(EmailSender(settings.email, public_url, clock))
         except ValueError as exc:
             raise SettingsError(f"setting {exc}") from None
-    deliverer.register(WebPushSender(settings.webpush, load_vapid_key(settings), registry,
-                                     public_url))
+    vapid = load_vapid_key(settings, db, clock)
+    deliverer.register(WebPushSender(settings.webpush, vapid, registry, public_url))
     if settings.fcm.service_account_file:
         deliverer.register(FcmSender(settings.fcm, registry, public_url))
     log.debug("senders", extra={"channels": sorted(deliverer.senders)})

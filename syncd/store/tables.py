@@ -230,7 +230,9 @@ class EventLink(SQLModel, table=True):
     event_id: str
     etag: str | None = None  # None: the insert has not been confirmed yet
     synced: dict = _json()  # the mirrored fields as last written or read
-    base: dict = _json()  # done / due_at / due_date as last agreed by both sides
+    # done / due_at / due_date as both sides last had them: the G13 merge base. After a pull
+    # it is what Google has; a CRM value not yet written there counts as a CRM change.
+    base: dict = _json()
     incarnation: int = 0
     # G11 `complete`/`unlink`: the event was deleted in Google and must not come back.
     unlinked: bool = False
@@ -250,3 +252,13 @@ class CalendarOutbox(SQLModel, table=True):
     attempts: int = 0
     not_before: datetime = _ts(nullable=False)
     changed_at: datetime = _ts(nullable=False)
+
+
+class SharedKey(SQLModel, table=True):
+    """A generated key every node must hold alike (the VAPID key browsers subscribe to): the
+    first node to start makes it, the others read it."""
+
+    __tablename__ = "shared_keys"
+    name: str = Field(primary_key=True, max_length=64)
+    value: str
+    created_at: datetime = _ts(nullable=False)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import base64
 import json
 import os
-import stat
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import http_ece
 import pytest
@@ -18,11 +18,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from syncd.channels.registry import Registry
-from syncd.channels.webpush import KEY_FILE, VapidKey, b64url
+from syncd.channels.webpush import KEY_NAME, VapidKey, b64url
+from syncd.clock import ManualClock
+from syncd.daemon import build
 from syncd.settings import SettingsError
+from syncd.store.tables import SharedKey
 from tests.channels.conftest import MakeApi, deliveries
 from tests.channels.servers import HttpServer, Request
-from tests.conftest import Api
+from tests.conftest import Api, make_settings
 
 SUBJECT = "mailto:ops@example.com"
 
@@ -119,25 +122,29 @@ def public_key(api: Api) -> str:
 # -- keys -------------------------------------------------------------------------------
 
 
-def test_vapid_key_generated_once_and_kept(make_api: MakeApi, tmp_path) -> None:
-    api = push_api(make_api)
-    key = public_key(api)
-    assert len(b64d(key)) == 65 and b64d(key)[0] == 4
-    path = tmp_path / KEY_FILE
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert VapidKey.parse(path.read_text()).application_server_key == key
-    again = push_api(make_api)  # a restart on the same state_dir
-    assert public_key(again) == key
+def test_vapid_key_generated_once_and_shared_by_every_node(db_url: str, tmp_path: Path,
+                                                          clock: ManualClock) -> None:
+    """Browsers subscribe to one key: after a restart, and on every node of a cluster (each
+    with its own state directory), pushes are signed with that key."""
+    keys = []
+    for state_dir in ("node-a", "node-b", "node-a"):
+        node = build(make_settings(tmp_path / state_dir, db_url), clock)
+        keys.append(node.deliverer.senders["browser"].application_server_key)
+        node.db.dispose()
+    assert len(b64d(keys[0])) == 65 and b64d(keys[0])[0] == 4  # an uncompressed P-256 point
+    assert keys == [keys[0]] * 3
+    assert not list(tmp_path.rglob("*.pem"))  # the private key is not left lying around
 
 
 @pytest.mark.parametrize("form", ["pem", "raw"])
-def test_vapid_key_from_settings(make_api: MakeApi, tmp_path, form: str) -> None:
+def test_vapid_key_from_settings(make_api: MakeApi, form: str) -> None:
     key = VapidKey.generate()
     raw = key.private_key.private_numbers().private_value.to_bytes(32, "big")
     text = key.pem().decode() if form == "pem" else b64url(raw)
     api = push_api(make_api, vapid_private_key=text)
     assert public_key(api) == key.application_server_key
-    assert not (tmp_path / KEY_FILE).exists()
+    with api.node.db.read() as s:
+        assert s.get(SharedKey, KEY_NAME) is None  # nothing generated beside it
 
 
 def test_bad_vapid_settings_name_the_key(make_api: MakeApi) -> None:
