@@ -33,12 +33,12 @@ def settings() -> Settings:
         raise typer.Exit(2) from None
 
 
-def node(migrate: bool = True):  # imported lazily: `check-config` stays fast
+def node():  # imported lazily: `check-config` stays fast
     from syncd.daemon import build
 
     s = settings()
     try:
-        return build(s, migrate=migrate)
+        return build(s)
     except SettingsError as exc:  # found while wiring (a sender's key file, …)
         typer.echo(f"syncd: bad configuration\n{exc}", err=True)
         raise typer.Exit(2) from None
@@ -120,9 +120,11 @@ def status() -> None:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply the database migrations."""
-    n = node(migrate=False)
-    n.db.upgrade()
-    typer.echo(f"database at head ({n.db.dialect})")
+    from syncd.store.db import Database
+
+    db = Database(settings().database_url)
+    db.upgrade()
+    typer.echo(f"database at head ({db.dialect})")
 
 
 @users_app.command("put")

@@ -45,6 +45,8 @@ class Node:
 
 
 def build(settings: Settings, clock: Clock | None = None, *, migrate: bool = True) -> Node:
+    """migrate=False: the caller vouches that the database is at head already (tests and
+    benchmarks that copy a migrated template); wiring reads it (the shared VAPID key)."""
     clock = clock or SystemClock()
     db = Database(settings.database_url)
     if migrate:
@@ -57,7 +59,7 @@ def build(settings: Settings, clock: Clock | None = None, *, migrate: bool = Tru
     deliverer = Deliverer(db, clock)
     worker.register(TIMER_JOB, service.fire_timer)
     worker.register(DELIVER_JOB, deliverer)
-    register_senders(deliverer, settings, db, clock)  # email, Web Push, FCM (issue 5)
+    register_senders(deliverer, settings, db, clock)  # issue 5
     node = Node(settings, clock, db, hub, worker, service, deliverer, name,
                 probe=WorkerProbe(worker))
     node.metrics.watch(node)

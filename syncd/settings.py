@@ -108,6 +108,27 @@ class FcmSettings(Section):
     timeout_seconds: float = Field(10.0, gt=0, le=120)
 
 
+class ApnsSettings(Section):
+    # The token-auth signing key (.p8) from Apple's developer account; empty disables APNs.
+    key_file: str = ""
+    key_id: str = ""
+    team_id: str = ""
+    # The iOS app's bundle id.
+    topic: str = ""
+    # Development builds of the app register with https://api.sandbox.push.apple.com.
+    base_url: str = "https://api.push.apple.com"
+    # How long APNs keeps a notification for a phone that is offline.
+    ttl_seconds: int = Field(43200, ge=0, le=2419200)
+    timeout_seconds: float = Field(10.0, gt=0, le=120)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if url.split(":", 1)[0] not in ("http", "https"):
+            raise ValueError("must be an https:// URL (http:// only for a local stand-in)")
+        return url
+
+
 class GoogleSettings(Section):
     client_file: str = "credentials/google-client.json"
     token_key_file: str = "credentials/token.key"
@@ -168,6 +189,7 @@ class Settings(BaseSettings):
     email: EmailSettings = EmailSettings()
     webpush: WebPushSettings = WebPushSettings()
     fcm: FcmSettings = FcmSettings()
+    apns: ApnsSettings = ApnsSettings()
     google: GoogleSettings = GoogleSettings()
     jobs: JobSettings = JobSettings()
     log: LogSettings = LogSettings()

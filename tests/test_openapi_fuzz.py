@@ -41,7 +41,7 @@ USER_FIELDS = ("actor_id", "author_id", "responsible_id", "completed_by", "by")
 
 
 # The schema is read when the module is collected, from an app on a throwaway SQLite database
-# that is migrated and seeded only when the tests run (fixture below), then removed.
+# that is seeded only when the tests run (fixture below), then removed.
 # Google is configured (a made-up OAuth client) but unreachable: nothing leaves this machine.
 _ROOT = Path(tempfile.mkdtemp(prefix="syncd-fuzz-"))
 atexit.register(shutil.rmtree, _ROOT, True)  # also when the tests were deselected
@@ -53,14 +53,13 @@ _NOWHERE = "http://127.0.0.1:9"
 _NODE = build(make_settings(_ROOT, google={
     "client_file": str(_ROOT / "google-client.json"), "token_key_file": str(_ROOT / "token.key"),
     "api_endpoint": _NOWHERE, "auth_uri": f"{_NOWHERE}/o/oauth2/auth",
-    "token_uri": f"{_NOWHERE}/token"}), ManualClock(START), migrate=False)
+    "token_uri": f"{_NOWHERE}/token"}), ManualClock(START))
 _APP = create_app(_NODE)
 schema = schemathesis.openapi.from_asgi("/openapi.json", _APP).exclude(path_regex=r"/stream$")
 
 
 @pytest.fixture(scope="module", autouse=True)
 def seeded() -> Iterator[None]:
-    _NODE.db.upgrade()
     with TestClient(_APP) as client:
         api = Api(client, _NODE, _NODE.clock)  # type: ignore[arg-type]
         for u in USERS:

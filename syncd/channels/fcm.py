@@ -1,9 +1,9 @@
-"""Mobile push through Firebase Cloud Messaging, HTTP v1 API, with service-account OAuth.
+"""Firebase Cloud Messaging, HTTP v1 API, with service-account OAuth: the `mobile` channel's
+client for devices registered with provider "fcm" (channels/mobile.py fans a delivery out).
 
 POST {fcm.base_url}/v1/projects/{project_id}/messages:send, one request per device token. The
 access token comes from the service account's `token_uri` (google-auth) and is reused until it
-nears expiry; a 401 refreshes it once. One delivery on the `mobile` channel reaches every enabled
-FCM device of the user; a disabled device gets nothing; UNREGISTERED removes the device.
+nears expiry; a 401 refreshes it once. UNREGISTERED means the device is gone.
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ import httpx
 from google.oauth2 import service_account
 
 from syncd.channels import common
-from syncd.channels.base import Gone, Message, PermanentError, Skipped, TransientError
-from syncd.channels.registry import Registry
+from syncd.channels.base import Gone, Message, PermanentError, TransientError
 from syncd.settings import FcmSettings, SettingsError
 from syncd.store.tables import Device
 
@@ -46,10 +45,10 @@ def load_service_account(path: str) -> dict:
     return info
 
 
-class FcmSender:
-    channel = "mobile"
+class FcmClient:
+    provider = "fcm"
 
-    def __init__(self, settings: FcmSettings, registry: Registry, public_url: str = "") -> None:
+    def __init__(self, settings: FcmSettings, public_url: str = "") -> None:
         info = load_service_account(settings.service_account_file)
         self.project_id = settings.project_id or info.get("project_id") or ""
         if not self.project_id:
@@ -61,11 +60,9 @@ class FcmSender:
         except (ValueError, KeyError) as exc:
             raise SettingsError(f"setting fcm.service_account_file: {exc}") from None
         self.settings = settings
-        self.registry = registry
         self.public_url = public_url
         self.url = f"{settings.base_url.rstrip('/')}/v1/projects/{self.project_id}/messages:send"
         self.http = httpx.Client(timeout=settings.timeout_seconds)
-        self.progress = common.Progress()
         self._token_lock = threading.Lock()  # google-auth credentials are not thread-safe
 
     # -- OAuth --------------------------------------------------------------------------
@@ -111,18 +108,6 @@ class FcmSender:
             },
         }}
 
-    def send(self, message: Message) -> None:
-        devices = self.registry.enabled_devices(message.user_id, "fcm")
-        if not devices:
-            raise Skipped("no enabled device")
-        common.fan_out(message.delivery_id, devices, self.progress, "device",
-                       lambda device: self._push(device, message), self._drop)
-
-    def _drop(self, device: Device) -> None:
-        if self.registry.drop_device(device.id, device.token):
-            log.info("FCM token unregistered, device removed",
-                     extra={"device": device.id, "user": device.user_id})
-
     def _post(self, body: dict) -> httpx.Response:
         token = self.access_token()
         for attempt in (1, 2):
@@ -137,7 +122,7 @@ class FcmSender:
             return resp
         return resp
 
-    def _push(self, device: Device, message: Message) -> None:
+    def push(self, device: Device, message: Message) -> None:
         resp = self._post(self.body(device.token, message))
         if resp.status_code == 200:
             return

@@ -136,14 +136,14 @@ class Registry:
             return list(s.execute(select(Device).where(Device.user_id == user_id)
                                   .order_by(Device.id)).scalars())
 
-    def enabled_devices(self, user_id: str, provider: str) -> list[Device]:
+    def enabled_devices(self, user_id: str, *providers: str) -> list[Device]:
         with self.db.read() as s:
             return list(s.execute(select(Device).where(
-                Device.user_id == user_id, Device.provider == provider,
+                Device.user_id == user_id, Device.provider.in_(providers),
                 Device.enabled.is_(True)).order_by(Device.id)).scalars())
 
     def drop_device(self, device_id: int, token: str) -> bool:
-        """The push service called this token dead (FCM UNREGISTERED)."""
+        """The push service called this token dead (FCM UNREGISTERED, APNs Unregistered)."""
         with self.db.transaction() as s:
             return bool(s.execute(delete(Device).where(
                 Device.id == device_id, Device.token == token)).rowcount)

@@ -15,10 +15,12 @@ log = logging.getLogger(__name__)
 
 def register_senders(deliverer: Deliverer, settings: Settings, db: Database, clock: Clock) -> None:
     """email: when email.smtp_host is set; browser (Web Push): always, with a generated VAPID
-    key unless one is configured; mobile (FCM): when fcm.service_account_file is set.
-    A bad setting raises SettingsError naming the key."""
+    key unless one is configured; mobile: when fcm.service_account_file or apns.key_file (or
+    both) is set. A bad setting raises SettingsError naming the key."""
+    from syncd.channels.apns import ApnsClient
     from syncd.channels.email import EmailSender
-    from syncd.channels.fcm import FcmSender
+    from syncd.channels.fcm import FcmClient
+    from syncd.channels.mobile import MobileSender, PushClient
     from syncd.channels.webpush import WebPushSender, load_vapid_key
 
     registry = Registry(db, clock)
@@ -30,6 +32,11 @@ def register_senders(deliverer: Deliverer, settings: Settings, db: Database, clo
             raise SettingsError(f"setting {exc}") from None
     vapid = load_vapid_key(settings, db, clock)
     deliverer.register(WebPushSender(settings.webpush, vapid, registry, public_url))
+    push: list[PushClient] = []
     if settings.fcm.service_account_file:
-        deliverer.register(FcmSender(settings.fcm, registry, public_url))
+        push.append(FcmClient(settings.fcm, public_url))
+    if settings.apns.key_file:
+        push.append(ApnsClient(settings.apns, clock, public_url))
+    if push:
+        deliverer.register(MobileSender(push, registry))
     log.debug("senders", extra={"channels": sorted(deliverer.senders)})

@@ -1,11 +1,15 @@
 """Loopback stand-ins for the outside world: an SMTP server, an HTTP server (push service, FCM and
-its OAuth token endpoint), and a self-signed certificate for the TLS variants."""
+its OAuth token endpoint), an HTTP/2 server (APNs), and a self-signed certificate for the TLS
+variants."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import datetime as dt
 import ipaddress
 import json
+import socket
 import ssl
 import threading
 from collections.abc import Callable
@@ -16,9 +20,13 @@ from pathlib import Path
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope, Session
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.x509.oid import NameOID
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
 
 # -- SMTP -------------------------------------------------------------------------------
 
@@ -130,6 +138,7 @@ class Request:
     path: str
     headers: dict[str, str]
     body: bytes
+    http_version: str = "1.1"
 
     def json(self) -> dict:
         return json.loads(self.body)
@@ -190,5 +199,153 @@ class HttpServer:
         return [r for r in self.requests if r.path.startswith(prefix)]
 
 
+@dataclass
+class Http2Server:
+    """Like HttpServer, but HTTP/2 only, cleartext by prior knowledge (h2c), as a client that
+    speaks only HTTP/2 reaches a local stand-in: hypercorn serving a small ASGI app."""
+
+    respond: Callable[[Request], Reply]
+    requests: list[Request] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    async def app(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] == "lifespan":
+            await receive()  # startup
+            await send({"type": "lifespan.startup.complete"})
+            await receive()  # shutdown
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        body = b""
+        while True:
+            event = await receive()
+            body += event.get("body", b"")
+            if not event.get("more_body"):
+                break
+        req = Request(scope["method"], scope["raw_path"].decode(),
+                      {k.decode(): v.decode() for k, v in scope["headers"]}, body,
+                      scope["http_version"])
+        self.requests.append(req)
+        try:
+            status, headers, content = self.respond(req)
+        except Exception as exc:  # noqa: BLE001 (a failed check in the stand-in: the test sees it)
+            self.errors.append(f"{type(exc).__name__}: {exc}")
+            status, headers, content = 500, {}, b"stand-in error"
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()]})
+        await send({"type": "http.response.body", "body": content})
+
+    def start(self) -> Http2Server:
+        # A socket bound here, so the port is known before the server runs; hypercorn owns it.
+        sock = socket.create_server(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        config = Config()
+        config.bind = [f"fd://{sock.detach()}"]
+        config.graceful_timeout = 0.5
+        config.accesslog = config.errorlog = None
+        self.loop = asyncio.new_event_loop()
+        self.stopping = asyncio.Event()
+        self.thread = threading.Thread(
+            target=self.loop.run_until_complete,
+            args=(serve(self.app, config, shutdown_trigger=self.stopping.wait),), daemon=True)
+        self.thread.start()
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.stopping.set)
+        self.thread.join(timeout=5)
+        self.loop.close()
+
+
 def json_reply(status: int, body: dict) -> Reply:
     return status, {"Content-Type": "application/json"}, json.dumps(body).encode()
+
+
+# -- APNs -------------------------------------------------------------------------------
+
+
+def b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def apns_reply(status: int, reason: str) -> Reply:
+    """An error as APNs words it: {"reason": …}; a 410 also says when the token went dead."""
+    body: dict = {"reason": reason}
+    if status == 410:
+        body["timestamp"] = 1772442000000
+    return json_reply(status, body)
+
+
+class Apns:
+    """APNs' provider API on a loopback HTTP/2 server. Each request's provider JWT must be
+    signed ES256 by the private half of `public_key`, name `key_id` and `team_id`, and be under
+    an hour old by `clock`, else a 403 as Apple's. Records every request; answers 200 unless
+    `scripted` holds replies for the device token (one per request)."""
+
+    def __init__(self, public_key: ec.EllipticCurvePublicKey, key_id: str, team_id: str,
+                 clock: Callable[[], dt.datetime]) -> None:
+        self.public_key, self.key_id, self.team_id, self.clock = public_key, key_id, team_id, clock
+        self.scripted: dict[str, list[Reply]] = {}
+        self.expired: set[str] = set()  # JWTs to call ExpiredProviderToken whatever their age
+        self.answered: list[tuple[Request, int]] = []
+        self.server = Http2Server(self.respond).start()
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def respond(self, req: Request) -> Reply:
+        status, headers, body = self.answer(req)
+        self.answered.append((req, status))
+        return status, headers, body
+
+    def answer(self, req: Request) -> Reply:
+        if req.method != "POST" or not req.path.startswith("/3/device/"):
+            return apns_reply(404, "BadPath")
+        refusal = self.check_token(req.headers.get("authorization", ""))
+        if refusal:
+            return refusal
+        if self.scripted.get(self.device(req)):
+            return self.scripted[self.device(req)].pop(0)
+        return 200, {"apns-id": req.headers.get("apns-id", "")}, b""
+
+    def check_token(self, authorization: str) -> Reply | None:
+        if not authorization.startswith("bearer "):
+            return apns_reply(403, "MissingProviderToken")
+        jwt = authorization.removeprefix("bearer ")
+        try:
+            header, claims, signature = jwt.split(".")
+            raw = b64url_decode(signature)
+            if len(raw) != 64:  # JWS ES256: r||s, not DER
+                raise ValueError("signature is not 64 bytes")
+            self.public_key.verify(
+                encode_dss_signature(int.from_bytes(raw[:32], "big"),
+                                     int.from_bytes(raw[32:], "big")),
+                f"{header}.{claims}".encode(), ec.ECDSA(hashes.SHA256()))
+            header_fields = json.loads(b64url_decode(header))
+            claim_fields = json.loads(b64url_decode(claims))
+        except (ValueError, InvalidSignature):
+            return apns_reply(403, "InvalidProviderToken")
+        if (header_fields != {"alg": "ES256", "kid": self.key_id}
+                or set(claim_fields) != {"iss", "iat"} or claim_fields["iss"] != self.team_id
+                or not isinstance(claim_fields["iat"], int)):
+            return apns_reply(403, "InvalidProviderToken")
+        age = self.clock().timestamp() - claim_fields["iat"]
+        if jwt in self.expired or age > 3600:
+            return apns_reply(403, "ExpiredProviderToken")
+        return None
+
+    @staticmethod
+    def device(req: Request) -> str:
+        return req.path.removeprefix("/3/device/")
+
+    @staticmethod
+    def jwt(req: Request) -> str:
+        return req.headers["authorization"].removeprefix("bearer ")
+
+    def delivered(self) -> list[Request]:
+        """The requests APNs accepted (answered 200), in order."""
+        return [r for r, status in self.answered if status == 200]

@@ -12,7 +12,8 @@ from sqlalchemy import inspect
 from sqlmodel import SQLModel
 
 from syncd.channels.email import EmailSender
-from syncd.channels.fcm import FcmSender
+from syncd.channels.fcm import FcmClient
+from syncd.channels.mobile import MobileSender
 from syncd.channels.webpush import WebPushSender
 from syncd.store.db import Database, alembic_config
 from tests.channels.conftest import MakeApi
@@ -43,8 +44,10 @@ def test_only_configured_channels_get_a_sender(make_api: MakeApi, tmp_path: Path
     full = make_api(email={"smtp_host": "127.0.0.1"}, fcm={"service_account_file": str(sa)})
     senders = full.node.deliverer.senders
     assert isinstance(senders["email"], EmailSender)
-    assert isinstance(senders["mobile"], FcmSender)
-    assert senders["mobile"].url == "https://fcm.googleapis.com/v1/projects/p/messages:send"
+    assert isinstance(senders["mobile"], MobileSender)
+    [fcm] = senders["mobile"].clients.values()
+    assert isinstance(fcm, FcmClient)
+    assert fcm.url == "https://fcm.googleapis.com/v1/projects/p/messages:send"
 
 
 def test_migration_0002_matches_the_tables_and_downgrades(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import uuid
@@ -60,3 +61,23 @@ def test_bad_settings_stop_the_daemon_naming_the_key(tmp_path: Path) -> None:
         for proc, _ in cases.values():
             if proc.poll() is None:
                 proc.kill()
+
+
+def test_db_upgrade_on_an_empty_database_then_status(tmp_path: Path, db_url: str) -> None:
+    """An operator's first steps: `syncd db upgrade` on a database with nothing in it, then
+    `syncd status` on the result."""
+    path = tmp_path / "settings.yaml"
+    path.write_text(yaml.safe_dump(base_settings(tmp_path / "state", db_url)))
+    env = clean_env(SYNCD_SETTINGS=str(path))
+
+    def syncd(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "syncd", *args], check=False, cwd=tmp_path,
+                              env=env, capture_output=True, text=True, timeout=60)
+
+    up = syncd("db", "upgrade")
+    assert up.returncode == 0, up.stderr
+    assert "database at head" in up.stdout
+    status = syncd("status")
+    assert status.returncode == 0, status.stderr
+    report = json.loads(status.stdout)
+    assert report["database"] == db_url.split(":")[0] and report["users"] == 0
