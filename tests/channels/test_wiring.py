@@ -1,21 +1,14 @@
-"""Which senders a node runs, and the schema migration for devices and subscriptions."""
+"""Which senders a node runs: each channel only when configured."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from sqlalchemy import inspect
-from sqlmodel import SQLModel
-
 from syncd.channels.email import EmailSender
 from syncd.channels.fcm import FcmClient
 from syncd.channels.mobile import MobileSender
 from syncd.channels.webpush import WebPushSender
-from syncd.store.db import Database, alembic_config
 from tests.channels.conftest import MakeApi
 
 
@@ -48,23 +41,3 @@ def test_only_configured_channels_get_a_sender(make_api: MakeApi, tmp_path: Path
     [fcm] = senders["mobile"].clients.values()
     assert isinstance(fcm, FcmClient)
     assert fcm.url == "https://fcm.googleapis.com/v1/projects/p/messages:send"
-
-
-def test_migration_0002_matches_the_tables_and_downgrades(tmp_path: Path) -> None:
-    db = Database(f"sqlite:///{tmp_path / 'm.db'}")
-    db.upgrade()
-    with db.engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
-        mine = [d for d in diff if any(t in repr(d) for t in ("devices", "webpush_subscriptions"))]
-        assert mine == []  # the migration builds exactly what the models say
-        names = set(inspect(conn).get_table_names())
-    assert {"devices", "webpush_subscriptions"} <= names
-    with db.engine.connect() as conn:
-        cfg = alembic_config(db.url)
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0001")
-        conn.commit()
-        names = set(inspect(conn).get_table_names())
-    assert not {"devices", "webpush_subscriptions"} & names
-    db.upgrade()  # and back up
-    db.dispose()
