@@ -14,7 +14,6 @@ from syncd.gcal.mirror import PULL_JOB, PUSH_JOB, SETUP_JOB, WATCH_JOB, Mirror
 from syncd.gcal.pull import Puller
 from syncd.gcal.push import Pusher
 from syncd.gcal.watch import Watcher
-from syncd.health import WorkerProbe
 from syncd.jobs.worker import Worker
 from syncd.metrics import Metrics
 from syncd.notify.center import DELIVER_JOB, TIMER_JOB
@@ -39,7 +38,6 @@ class Node:
     deliverer: Deliverer
     name: str = ""
     metrics: Metrics = field(default_factory=Metrics)  # this node's own Prometheus registry
-    probe: WorkerProbe | None = None  # worker progress, for /healthz and the watchdog
     mirror: Mirror | None = None  # the Google Calendar mirror (SPEC §5)
     watcher: Watcher | None = None
 
@@ -60,8 +58,7 @@ def build(settings: Settings, clock: Clock | None = None, *, migrate: bool = Tru
     worker.register(TIMER_JOB, service.fire_timer)
     worker.register(DELIVER_JOB, deliverer)
     register_senders(deliverer, settings, db, clock)  # issue 5
-    node = Node(settings, clock, db, hub, worker, service, deliverer, name,
-                probe=WorkerProbe(worker))
+    node = Node(settings, clock, db, hub, worker, service, deliverer, name)
     node.metrics.watch(node)
     if db.is_postgres:
         service.relay = Relay(db, name, service.show_live)

@@ -9,8 +9,6 @@ whose Google sync fails is that user's problem, not a reason to restart or unrou
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,7 +20,6 @@ from syncd.store.tables import Job
 
 if TYPE_CHECKING:
     from syncd.daemon import Node
-    from syncd.jobs.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -36,42 +33,6 @@ class Check:
 
 
 HealthCheck = Callable[["Node", datetime], Check]
-
-
-class WorkerProbe:
-    """When did this node's workers last make progress?
-
-    `Worker.last_loop_at` is stamped at the top of each loop, but one loop drains every due job
-    before it comes back round: 100,000 late jobs after an outage keep it busy for minutes while
-    the workers are perfectly healthy. So the probe also wraps the registered handlers (from
-    outside: `install()` just before the workers start) and notes when a job last finished.
-    """
-
-    def __init__(self, worker: Worker) -> None:
-        self.worker = worker
-        self._last_job = 0.0  # time.monotonic() of the last job a handler finished
-        self._lock = threading.Lock()
-
-    def install(self) -> None:
-        for kind, handler in list(self.worker.handlers.items()):
-            if not getattr(handler, "_syncd_probed", False):
-                self.worker.handlers[kind] = self._wrap(handler)
-
-    def _wrap(self, handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
-        def probed(job: Any) -> Any:  # returns what the handler returns (a recurring job: when next)
-            try:
-                return handler(job)
-            finally:
-                with self._lock:
-                    self._last_job = time.monotonic()
-
-        probed._syncd_probed = True  # type: ignore[attr-defined]
-        probed.__wrapped__ = handler  # type: ignore[attr-defined]
-        return probed
-
-    def seconds_since_job(self) -> float | None:
-        with self._lock:
-            return time.monotonic() - self._last_job if self._last_job else None
 
 
 def stall_seconds(node: Node) -> float:
@@ -90,13 +51,8 @@ def check_database(node: Node, now: datetime) -> Check:
 def check_workers(node: Node, now: datetime) -> Check:
     worker = node.worker
     threads = len(getattr(worker, "_threads", ()))
-    ages = []
-    if worker.last_loop_at is not None:
-        ages.append(max(0.0, (now - worker.last_loop_at).total_seconds()))
-    probe = getattr(node, "probe", None)
-    if probe is not None and (since := probe.seconds_since_job()) is not None:
-        ages.append(since)
-    age = min(ages) if ages else None
+    last = worker.last_progress_at
+    age = None if last is None else max(0.0, (now - last).total_seconds())
     limit = stall_seconds(node)
     ok = worker.alive and age is not None and age <= limit
     return Check("workers", ok, {"alive": worker.alive, "threads": threads,
@@ -119,16 +75,8 @@ def check_jobs(node: Node, now: datetime) -> Check:
                  {"oldest_overdue_seconds": _round(late), "max_lateness_seconds": limit})
 
 
-def failing_sync_users(node: Node, now: datetime) -> list[dict[str, Any]]:
-    """Users whose Google Calendar sync is failing: `[{"user_id", "since", "error"}, …]`.
-
-    The per-user sync state table does not exist yet; whoever adds it fills this in (keep it
-    one indexed query, cap it at ~100 rows: /healthz is polled often)."""
-    return []
-
-
 def check_calendar_sync(node: Node, now: datetime) -> Check:
-    failing = failing_sync_users(node, now)
+    failing = node.mirror.failing_users() if node.mirror is not None else []
     return Check("calendar_sync", not failing, {"failing_users": failing}, critical=False)
 
 

@@ -74,8 +74,6 @@ class NodeServer:
             if time.monotonic() > deadline:
                 raise SyncdError("the HTTP server did not start in time")
             time.sleep(0.01)
-        if self.node.probe is not None:
-            self.node.probe.install()  # every handler is registered by now
         self.node.worker.start(self.workers)
         if self.node.service.relay is not None:
             self.node.service.relay.start()

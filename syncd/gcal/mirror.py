@@ -9,7 +9,7 @@ from functools import cached_property
 from typing import Any
 
 from google.oauth2.credentials import Credentials
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import case, delete, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
@@ -34,10 +34,20 @@ log = logging.getLogger(__name__)
 PUSH_JOB, PULL_JOB, SETUP_JOB, WATCH_JOB = "gcal_push", "gcal_pull", "gcal_setup", "gcal_watch"
 LIVE = ("on", "paused")  # states in which task changes queue up for Google
 CALENDAR_MARK = "syncd"  # in the dedicated calendar's description, for people who look
+TURN_WAIT = timedelta(seconds=0.25)  # how soon a push or pull waiting for its turn looks again
+
+
+JOBS = (PUSH_JOB, PULL_JOB, SETUP_JOB, WATCH_JOB)
+GROUP_PREFIX = "user:"
 
 
 def user_group(user_id: str) -> str:
-    return f"user:{user_id}"
+    return GROUP_PREFIX + user_id
+
+
+def describe(exc: BaseException) -> str:
+    """An error as the user's calendar page shows it (`last_error`)."""
+    return f"{type(exc).__name__}: {exc}"[:500]
 
 
 def syncing(link: CalendarLink, now: datetime) -> bool:
@@ -160,6 +170,28 @@ class Mirror:
                 "last_push_at": link.last_push_at, "last_pull_at": link.last_pull_at,
                 "last_error": link.last_error, "paused_until": link.paused_until}
 
+    def failing_users(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Users whose sync is not working, for `/healthz`: cut off (`needs_reconnect`), paused
+        by Google's quota (`paused`), with a calendar job given up (`failed`), or with a job or
+        an event write waiting to retry after an error (`retrying`). Waiting for a turn is not
+        an error (`TURN_WAIT`).
+        One query, capped: /healthz is polled often."""
+        mine = (Job.group_key == literal(GROUP_PREFIX) + CalendarLink.user_id) & Job.kind.in_(JOBS)
+        backing_off = select(CalendarOutbox.task_id).where(
+            CalendarOutbox.user_id == CalendarLink.user_id, CalendarOutbox.attempts > 0).exists()
+        problem = case(
+            (CalendarLink.state.in_(("needs_reconnect", "paused")), CalendarLink.state),
+            (select(Job.id).where(mine, Job.state == "failed").exists(), "failed"),
+            (select(Job.id).where(mine, Job.state == "pending",
+                                  Job.last_error.is_not(None)).exists(), "retrying"),
+            (backing_off, "retrying"))
+        with self.db.read() as s:
+            rows = s.execute(select(CalendarLink.user_id, problem, CalendarLink.last_error_at)
+                             .where(CalendarLink.state != "off", problem.is_not(None))
+                             .order_by(CalendarLink.user_id).limit(limit)).all()
+        return [{"user_id": user_id, "problem": what,
+                 "last_error_at": at.isoformat() if at else None} for user_id, what, at in rows]
+
     def record_error(self, user_id: str, message: str) -> None:
         with self.db.transaction() as s:
             s.execute(update(CalendarLink).where(CalendarLink.user_id == user_id).values(
@@ -192,7 +224,7 @@ class Mirror:
                     state="paused", paused_until=until, last_error="quotaExceeded",
                     last_error_at=now))
             return RetryLater("quota exceeded: paused", delay=(until - now).total_seconds())
-        self.record_error(user_id, f"{type(exc).__name__}: {exc}")
+        self.record_error(user_id, describe(exc))
         return RetryLater(str(exc)[:300])
 
     def lost_grant(self, user_id: str) -> None:

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from syncd.domain import calendar as cal
-from syncd.gcal.mirror import LIVE, Mirror, Turn, syncing
+from syncd.gcal.mirror import LIVE, TURN_WAIT, Mirror, Turn, syncing
 from syncd.jobs.queue import ClaimedJob, RetryLater
 from syncd.notify.center import Changes, recipient, task_value
 from syncd.store.tables import CalendarLink, EventLink, Task, User
@@ -42,8 +42,8 @@ class Puller:
                 return None
             if link.state == "paused" and link.paused_until and link.paused_until > now:
                 return link.paused_until
-            if syncing(link, now):
-                raise RetryLater("another worker is syncing this user", delay=0.25)
+            if syncing(link, now):  # waiting for our turn is not a failure: no retry counted
+                return now + TURN_WAIT
             link.pull_lease_until = now + self.lease
             s.add(link)
         turn = Turn(self.m.db, user_id, CalendarLink.pull_lease_until, link.pull_lease_until)

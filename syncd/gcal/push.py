@@ -25,8 +25,10 @@ from syncd.gcal.client import BATCH_SIZE, Fault, classify
 from syncd.gcal.mirror import (
     LIVE,
     PULL_JOB,
+    TURN_WAIT,
     Mirror,
     Turn,
+    describe,
     new_assignment_event,
     stale_event,
     syncing,
@@ -73,8 +75,8 @@ class Pusher:
                 if link.paused_until and link.paused_until > now:
                     return link.paused_until
                 link.state, link.paused_until = "on", None
-            if syncing(link, now):
-                raise RetryLater("another worker is syncing this user", delay=0.25)
+            if syncing(link, now):  # waiting for our turn is not a failure: no retry counted
+                return now + TURN_WAIT
             link.push_lease_until = now + self.lease
             s.add(link)
         turn = Turn(self.m.db, user_id, CalendarLink.push_lease_until, link.push_lease_until)
@@ -243,6 +245,7 @@ class Pusher:
         done: list[tuple[str, int]] = []  # outbox rows to clear, at the seq that went out
         conflicted: list[str] = []
         retry: list[str] = []
+        succeeded, transient = False, None
         with self.m.db.transaction() as s:
             # One read for the page's links and one delete for its rows: a page is 200 ops.
             links = {lk.task_id: lk for lk in s.execute(select(EventLink).where(
@@ -256,6 +259,7 @@ class Pusher:
                 if exc is None:
                     self._succeeded(s, op, link, response, now)
                     done.append((op.task_id, op.seq))
+                    succeeded = True
                     continue
                 fault = classify(exc)
                 if op.kind == "delete" and link is not None and link.etag is None \
@@ -273,6 +277,7 @@ class Pusher:
                     conflicted.append(op.task_id)
                 elif fault is Fault.RETRY:
                     retry.append(op.task_id)
+                    transient = exc
                 else:  # G14: a 400 is recorded on the task's link and not retried
                     if link is not None:
                         link.last_error, link.updated_at = str(exc)[:500], now
@@ -283,8 +288,14 @@ class Pusher:
                 self.m.ensure(s, PULL_JOB, user_id, now)
                 _later(s, user_id, conflicted, now + timedelta(seconds=1))
             _backoff(s, user_id, retry, now, self.m.settings.jobs)
-            s.execute(update(CalendarLink).where(CalendarLink.user_id == user_id)
-                      .values(last_push_at=now))
+            # What the user's calendar page and /healthz show: the last write Google took,
+            # and why the ones waiting to retry failed.
+            seen: dict[str, Any] = {"last_push_at": now} if succeeded else {}
+            if transient is not None:
+                seen |= {"last_error": describe(transient), "last_error_at": now}
+            if seen:
+                s.execute(update(CalendarLink).where(CalendarLink.user_id == user_id)
+                          .values(**seen))
         self.m.service.publish(changes)
         for op in adopt:
             self._adopt(user_id, calendar_id, op, creds)

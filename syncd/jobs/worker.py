@@ -42,7 +42,9 @@ class Worker:
         self._wakes = 0
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
-        self.last_loop_at: datetime | None = None  # for health checks and the watchdog
+        # Stamped at the top of each loop and after each job: a long batch is progress too.
+        # Health checks and the watchdog read it.
+        self.last_progress_at: datetime | None = None
 
     def register(self, kind: str, handler: Handler) -> None:
         self.handlers[kind] = handler
@@ -81,6 +83,7 @@ class Worker:
                 return
             if self._run_one(job):
                 done.append(job)
+            self.last_progress_at = self.clock.now()
         queue.finish(self.db, done, self.clock.now())
 
     def _run_one(self, job: ClaimedJob) -> bool:
@@ -127,7 +130,7 @@ class Worker:
 
     def _loop(self) -> None:
         while not self._stopping.is_set():
-            self.last_loop_at = self.clock.now()
+            self.last_progress_at = self.clock.now()
             with self._wakeup:
                 seen = self._wakes  # a wake() from here on means: look again, don't sleep
             try:

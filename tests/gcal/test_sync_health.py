@@ -1,0 +1,54 @@
+"""/healthz names the users whose Google sync is not working, and why, without failing the node."""
+
+from __future__ import annotations
+
+from syncd import health
+from tests.gcal.conftest import Mirror, add_people
+from tests.gcal.test_rules_g import DUE, setup_pair
+
+
+def calendar_sync(m: Mirror) -> dict:
+    r = m.client.get("/healthz")  # unauthenticated, as a load balancer calls it
+    return r.json()["checks"]["calendar_sync"]
+
+
+def problems(m: Mirror) -> dict[str, str]:
+    return {u["user_id"]: u["problem"] for u in calendar_sync(m)["failing_users"]}
+
+
+def test_failing_calendar_sync_is_reported_per_user_and_clears_when_it_recovers(mirror: Mirror):
+    setup_pair(mirror)
+    add_people(mirror, "cid", "dan", "eve")
+    for name in ("cid", "dan", "eve"):
+        mirror.connect(name)
+    assert calendar_sync(mirror) == {"ok": True, "failing_users": []}
+
+    for name in ("bob", "eve"):  # Google fails every write to their calendars
+        local_part = mirror.calendar(name)["calendar_id"].split("@")[0]
+        mirror.emu.faults.script(count=1000, path=local_part, status=503)
+    mirror.emu.faults.set_quota_exceeded(True, ["cid@example.com"])
+    mirror.emu.control.revoke("dan@example.com")
+    mirror.emu.control.expire_access_tokens("dan@example.com")
+    for task_id, who in (("t5", "bob"), ("t6", "cid"), ("t7", "dan"), ("t8", "eve")):
+        mirror.task(task_id, "ann", text="During the outage", responsible_id=who, due_at=DUE)
+    mirror.advance(seconds=5)  # past the outbox's coalescing delay
+    mirror.sync()
+    assert problems(mirror) == {"bob": "retrying", "cid": "paused", "dan": "needs_reconnect",
+                                "eve": "retrying"}
+    assert all(u["last_error_at"] == mirror.clock.now().isoformat()
+               for u in calendar_sync(mirror)["failing_users"])
+    assert calendar_sync(mirror)["ok"] is False
+    # One user's Google trouble is theirs, not a reason to restart or unroute the node.
+    assert health.health(mirror.node, checks=[health.check_database,
+                                              health.check_calendar_sync])[0] is True
+    body = mirror.client.get("/healthz").text
+    assert "503" not in body and "Service Unavailable" not in body  # no Google detail leaks
+
+    mirror.emu.faults.clear()  # Google is back, quota and all
+    for _ in range(8):
+        mirror.advance(minutes=10)
+    mirror.sync()
+    assert problems(mirror) == {"dan": "needs_reconnect"}  # until dan reconnects
+    mirror.connect("dan")
+    mirror.sync()
+    assert calendar_sync(mirror) == {"ok": True, "failing_users": []}
