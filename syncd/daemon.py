@@ -62,7 +62,7 @@ def build(settings: Settings, clock: Clock | None = None, *, migrate: bool = Tru
     node.metrics.watch(node)
     if db.is_postgres:
         service.relay = Relay(db, name, service.show_live)
-    node.mirror = mirror = Mirror(service, settings)
+    node.mirror = mirror = Mirror(service, settings, metrics=node.metrics)
     node.watcher = Watcher(mirror)
     worker.register(SETUP_JOB, mirror.setup)
     worker.register(PUSH_JOB, Pusher(mirror))

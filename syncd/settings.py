@@ -154,7 +154,8 @@ class GoogleSettings(Section):
     # Under systemd, LoadCredential= files in $CREDENTIALS_DIRECTORY win (same file name).
     _credentials = field_validator("client_file", "token_key_file")(
         lambda v: str(credential_path(v)))
-    # G14: client-side limits, kept below Google's 600/min per user and 10,000/min per project.
+    # G14: requests in any 60 s (Google's sliding window), all nodes together; kept below
+    # Google's 600 per user and 10,000 per project.
     user_requests_per_minute: int = Field(500, ge=1)
     project_requests_per_minute: int = Field(9000, ge=1)
 

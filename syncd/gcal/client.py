@@ -4,8 +4,6 @@ per-user credentials that refresh themselves, error classes (G14) and client-sid
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +21,7 @@ from googleapiclient.http import BatchHttpRequest, HttpRequest
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from syncd.errors import NotConfigured
+from syncd.gcal.limits import RateLimits
 from syncd.gcal.tokens import credential_path
 from syncd.settings import GoogleSettings
 
@@ -46,6 +45,13 @@ def reason_of(exc: HttpError) -> str:
         return body["error"]["errors"][0].get("reason", "")
     except (ValueError, KeyError, IndexError, TypeError):
         return ""
+
+
+def status_of(exc: BaseException | None) -> int | str:
+    """An API call's outcome as metrics label it: the HTTP status, or "error" if none came."""
+    if exc is None:
+        return 200
+    return exc.resp.status if isinstance(exc, HttpError) else "error"
 
 
 def classify(exc: BaseException) -> Fault:
@@ -95,46 +101,12 @@ class OAuthClient:
                             "redirect_uris": list(self.redirect_uris)}}
 
 
-class RateLimiter:
-    """Token buckets kept below Google's per-minute limits (G14), per user and per project.
-    `take` never sleeps: it says how long to wait, and the caller persists that wait."""
-
-    def __init__(self, per_user: int, per_project: int) -> None:
-        self.per_user, self.per_project = per_user, per_project
-        self._buckets: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
-
-    def _take(self, key: str, rate: int, n: int, now: float) -> float:
-        level, at = self._buckets.get(key, (float(rate), now))
-        level = min(float(rate), level + (now - at) * rate / 60.0)
-        if level >= n:
-            self._buckets[key] = (level - n, now)
-            return 0.0
-        self._buckets[key] = (level, now)
-        return (n - level) * 60.0 / rate
-
-    def take(self, user_id: str, n: int = 1) -> float:
-        now = time.monotonic()
-        with self._lock:
-            wait = max(self._take("user:" + user_id, self.per_user, n, now),
-                       self._peek("project", self.per_project, n, now))
-            if wait:
-                return wait
-            self._take("project", self.per_project, n, now)
-            return 0.0
-
-    def _peek(self, key: str, rate: int, n: int, now: float) -> float:
-        level, at = self._buckets.get(key, (float(rate), now))
-        level = min(float(rate), level + (now - at) * rate / 60.0)
-        return 0.0 if level >= n else (n - level) * 60.0 / rate
-
-
 class Google:
     """One per node. The discovery document is parsed once; each call runs on an http object
     authorised with that user's credentials."""
 
-    def __init__(self, settings: GoogleSettings,
-                 on_call: Callable[[str, int], None] | None = None) -> None:
+    def __init__(self, settings: GoogleSettings, limits: RateLimits,
+                 on_call: Callable[[str, int | str], None] | None = None) -> None:
         self.settings = settings
         self.root = settings.api_endpoint.rstrip("/")
         self.calendar = build("calendar", "v3", http=httplib2.Http(), static_discovery=True,
@@ -144,8 +116,7 @@ class Google:
         # (~1 ms of CPU): more than the request it makes. Built once; requests made from it
         # are independent, so it is shared by every thread.
         self.events = self.calendar.events()
-        self.limits = RateLimiter(settings.user_requests_per_minute,
-                                  settings.project_requests_per_minute)
+        self.limits = limits
         self.on_call = on_call or (lambda method, status: None)
         self._client: OAuthClient | None = None
 
@@ -168,16 +139,19 @@ class Google:
     def authorized(creds: Credentials) -> google_auth_httplib2.AuthorizedHttp:
         return google_auth_httplib2.AuthorizedHttp(creds, http=httplib2.Http(timeout=30))
 
-    def execute(self, request: HttpRequest, creds: Credentials, method: str) -> Any:
+    def execute(self, request: HttpRequest, creds: Credentials, method: str, user_id: str
+                ) -> Any:
         """One call, with a few quick jittered retries for transient faults (tenacity); a
-        longer outage surfaces to the job, which persists its own backoff."""
+        longer outage surfaces to the job, which persists its own backoff. Each attempt
+        counts against the user's and the project's limits (`RateLimited` if none is left)."""
         http = self.authorized(creds)
 
         def once() -> Any:
+            self.limits.take_one(user_id)
             try:
                 result = request.execute(http=http)
-            except HttpError as exc:
-                self.on_call(method, exc.resp.status)
+            except Exception as exc:
+                self.on_call(method, status_of(exc))
                 raise
             self.on_call(method, 200)
             return result
@@ -200,6 +174,8 @@ class Google:
         return BatchHttpRequest(batch_uri=self.root + "/batch/calendar/v3")
 
     def execute_batch(self, batch: BatchHttpRequest, creds: Credentials) -> None:
+        """The caller has taken the batch's requests from the limits (`limits.take`); the
+        quick retries of a failed round trip are not counted again."""
         http = self.authorized(creds)
         retrying = Retrying(stop=stop_after_attempt(3), reraise=True,
                             wait=wait_random_exponential(multiplier=0.2, max=2),

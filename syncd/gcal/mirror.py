@@ -20,9 +20,11 @@ from syncd.domain.model import Kind
 from syncd.errors import Conflict, NotFound
 from syncd.gcal import oauth
 from syncd.gcal.client import Fault, Google, classify
+from syncd.gcal.limits import RateLimits
 from syncd.gcal.tokens import TokenBox
 from syncd.jobs import queue
 from syncd.jobs.queue import ClaimedJob, RetryLater
+from syncd.metrics import Metrics
 from syncd.notify.center import Changes, task_value
 from syncd.service import Service
 from syncd.settings import Settings
@@ -82,8 +84,10 @@ class Turn:
 
 
 class Mirror:
-    def __init__(self, service: Service, settings: Settings, google: Google | None = None):
+    def __init__(self, service: Service, settings: Settings, google: Google | None = None,
+                 metrics: Metrics | None = None):
         self.service = service
+        self.metrics = metrics or Metrics()  # a node passes its own; tests may not care
         self.db = service.db
         self.clock = service.clock
         self.settings = settings
@@ -97,7 +101,11 @@ class Mirror:
 
     @cached_property
     def google(self) -> Google:
-        return self._google or Google(self.g)
+        if self._google is not None:
+            return self._google
+        limits = RateLimits(self.db, self.clock, self.g.user_requests_per_minute,
+                            self.g.project_requests_per_minute)
+        return Google(self.g, limits, on_call=self.metrics.google_api_call)
 
     @cached_property
     def box(self) -> TokenBox:
@@ -212,6 +220,8 @@ class Mirror:
 
     def fail(self, user_id: str, exc: BaseException) -> RetryLater:
         """Turn a Google error that concerns the whole user into state and a retry (G14, G15)."""
+        if isinstance(exc, RetryLater):  # already a wait (our own rate limit): no error
+            return exc
         fault = classify(exc)
         now = self.clock.now()
         if fault is Fault.GRANT:
@@ -340,14 +350,14 @@ class Mirror:
         body = {"summary": self.g.calendar_name, "timeZone": user.timezone,
                 "description": f"{CALENDAR_MARK}:{user.id}"}
         return self.google.execute(self.google.calendar.calendars().insert(body=body), creds,
-                                   "calendars.insert")["id"]
+                                   "calendars.insert", user.id)["id"]
 
     def _drop_calendar(self, user_id: str, creds: Credentials, calendar_id: str) -> None:
         """Best effort: a calendar this setup made and lost the race with (another run of the
         job switched the mirror on first, or the user disconnected meanwhile) is empty."""
         try:
             self.google.execute(self.google.calendar.calendars().delete(calendarId=calendar_id),
-                                creds, "calendars.delete")
+                                creds, "calendars.delete", user_id)
         except Exception as exc:  # noqa: BLE001 (an empty calendar left behind, logged)
             log.warning("setup: removing an unused calendar failed: %s", exc,
                         extra={"user": user_id})
@@ -387,7 +397,7 @@ class Mirror:
                 calendarId=calendar_id)))
         for method, make in steps:
             try:
-                self.google.execute(make(), creds, method)
+                self.google.execute(make(), creds, method, user_id)
             except Exception as exc:  # noqa: BLE001 (best effort, logged)
                 log.warning("disconnect: %s failed: %s", method, exc, extra={"user": user_id})
         try:

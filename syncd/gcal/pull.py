@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from syncd.domain import calendar as cal
+from syncd.gcal.limits import RateLimited
 from syncd.gcal.mirror import LIVE, TURN_WAIT, Mirror, Turn, syncing
 from syncd.jobs.queue import ClaimedJob, RetryLater
 from syncd.notify.center import Changes, recipient, task_value
@@ -51,6 +52,8 @@ class Puller:
         before = creds.token
         try:
             self._pull(user_id, link, creds)
+        except RateLimited as limited:  # our own limit, not Google's: a wait, not a failure
+            return self.m.clock.now() + timedelta(seconds=limited.delay or 0)
         except RetryLater:
             raise
         except Exception as exc:
@@ -61,7 +64,7 @@ class Puller:
         interval = self.m.g.safety_poll_seconds if link.channel_id else self.m.g.poll_seconds
         return self.m.clock.now() + timedelta(seconds=interval)
 
-    def _list(self, calendar_id: str, token: str | None, creds: Any
+    def _list(self, user_id: str, calendar_id: str, token: str | None, creds: Any
               ) -> tuple[list[dict], str | None, bool]:
         """Every page of changes since `token` (or of the whole calendar). Returns the events,
         the next sync token and whether this was a full listing."""
@@ -76,7 +79,8 @@ class Puller:
             if token:
                 params["syncToken"] = token
             try:
-                resp = self.m.google.execute(events.list(**params), creds, "events.list")
+                resp = self.m.google.execute(events.list(**params), creds, "events.list",
+                                             user_id)
             except HttpError as exc:
                 if exc.resp.status == 410 and token:  # G9: fullSyncRequired
                     log.info("sync token expired: full resync", extra={"calendar": calendar_id})
@@ -90,7 +94,8 @@ class Puller:
 
     def _pull(self, user_id: str, link: CalendarLink, creds: Any) -> None:
         started = self.m.clock.now()
-        items, next_token, full = self._list(link.calendar_id or "", link.sync_token, creds)
+        items, next_token, full = self._list(user_id, link.calendar_id or "", link.sync_token,
+                                             creds)
         now = self.m.clock.now()
         changes = Changes()
         with self.m.db.transaction() as s:
@@ -176,6 +181,8 @@ def apply_event(m: Mirror, s: Session, user: User, event: dict, now: datetime,
         fields["due_date"] = merged.due_date
     if fields:
         task = m.service.change_task(s, task_id, fields, task.responsible_id, now, changes)
+        if edited := _updated_at(event):
+            m.metrics.observe_sync_lag((now - edited).total_seconds())
     # The base is what Google now has, not what the CRM settled on: where the CRM won a
     # field, its value is still on the way to Google, a CRM change until that write lands.
     # Taking it as agreed would read Google's next edit of any field as a revert (G13).
@@ -186,3 +193,11 @@ def apply_event(m: Mirror, s: Session, user: User, event: dict, now: datetime,
     if (agreed.done, agreed.due_at, agreed.due_date) != \
             (google.done, google.due_at, google.due_date):
         m.mark(s, user.id, [task_id], now)  # the CRM won a field: write it back
+
+
+def _updated_at(event: dict) -> datetime | None:
+    """When the event was last changed in Google (its `updated`, RFC 3339), if it says."""
+    try:
+        return datetime.fromisoformat(event["updated"])
+    except (KeyError, TypeError, ValueError):
+        return None

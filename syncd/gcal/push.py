@@ -11,7 +11,6 @@ one the user deleted (G11).
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,7 +20,7 @@ from sqlalchemy import delete, func, select, tuple_, update
 from sqlmodel import Session
 
 from syncd.domain import calendar as cal
-from syncd.gcal.client import BATCH_SIZE, Fault, classify
+from syncd.gcal.client import BATCH_SIZE, Fault, classify, status_of
 from syncd.gcal.mirror import (
     LIVE,
     PULL_JOB,
@@ -54,6 +53,7 @@ class Op:
     desired: dict | None
     etag: str | None
     base: dict
+    changed_at: datetime  # when the CRM changed the task: the sync lag runs from here
 
 
 class Pusher:
@@ -95,10 +95,12 @@ class Pusher:
                     break
                 if not ops:
                     continue
-                wait = self.m.google.limits.take(user_id, len(ops))
-                if wait > 2:  # G14: a long wait is persisted, not slept in a worker
-                    return self.m.clock.now() + timedelta(seconds=wait)
-                time.sleep(wait)
+                grant = self.m.google.limits.take(user_id, len(ops))
+                if not grant.count:  # G14: the wait is persisted, never slept in a worker
+                    return self.m.clock.now() + timedelta(seconds=grant.retry_after)
+                # Those not sent stay due in the outbox, planned as if this node had died
+                # before sending them (G16), and go out once the limit allows.
+                ops = ops[:grant.count]
                 results = self._send(ops, creds, link.calendar_id or "")
                 self._settle(user_id, link.calendar_id or "", ops, results, creds)
             else:
@@ -172,7 +174,8 @@ class Pusher:
         if want is None:
             if link is None:
                 return None
-            op = Op(row.task_id, row.seq, "delete", link.event_id, {}, None, link.etag, base)
+            op = Op(row.task_id, row.seq, "delete", link.event_id, {}, None, link.etag, base,
+                    row.changed_at)
             if link.etag is not None:
                 # G16, as for an insert: what goes out is stored first. Until Google answers,
                 # the event is not known to be there: if the node dies with the answer lost, a
@@ -191,14 +194,15 @@ class Pusher:
                 s.add(link)
             body = {k: v for k, v in want.items() if v is not None}
             return Op(row.task_id, row.seq, "insert", link.event_id, {**body, "id": link.event_id},
-                      want, None, base)
+                      want, None, base, row.changed_at)
         patch = cal.patch_for(want, link.synced)
         if not patch:
             if link.base != base:
                 link.base, link.updated_at = base, now
                 s.add(link)
             return None
-        return Op(row.task_id, row.seq, "patch", link.event_id, patch, want, link.etag, base)
+        return Op(row.task_id, row.seq, "patch", link.event_id, patch, want, link.etag, base,
+                  row.changed_at)
 
     # -- sending ------------------------------------------------------------------------
 
@@ -220,8 +224,7 @@ class Pusher:
 
         def collect(request_id: str, response: Any, exc: BaseException | None) -> None:
             results[request_id] = (response, exc)
-            status = getattr(getattr(exc, "resp", None), "status", 200) if exc else 200
-            self.m.google.on_call(f"events.{ops[int(request_id)].kind}", status)
+            self.m.google.on_call(f"events.{ops[int(request_id)].kind}", status_of(exc))
 
         for start in range(0, len(ops), BATCH_SIZE):
             batch = self.m.google.batch()
@@ -231,7 +234,8 @@ class Pusher:
                 self.m.google.execute_batch(batch, creds)
             except Exception as exc:  # noqa: BLE001 (the round trip failed: each op in it did)
                 for i in range(start, min(start + BATCH_SIZE, len(ops))):
-                    results.setdefault(str(i), (None, exc))
+                    if str(i) not in results:
+                        collect(str(i), None, exc)
         return results
 
     # -- results ------------------------------------------------------------------------
@@ -260,6 +264,7 @@ class Pusher:
                     self._succeeded(s, op, link, response, now)
                     done.append((op.task_id, op.seq))
                     succeeded = True
+                    self.m.metrics.observe_sync_lag((now - op.changed_at).total_seconds())
                     continue
                 fault = classify(exc)
                 if op.kind == "delete" and link is not None and link.etag is None \
@@ -328,7 +333,7 @@ class Pusher:
         to it since is merged (G13), a deletion follows `on_event_deleted` (G11)."""
         try:
             event = self.m.google.execute(self.m.google.events.get(
-                calendarId=calendar_id, eventId=op.event_id), creds, "events.get")
+                calendarId=calendar_id, eventId=op.event_id), creds, "events.get", user_id)
         except Exception as exc:  # noqa: BLE001 (the row stays; the next run tries again)
             log.warning("adopting %s failed: %s", op.event_id, exc)
             return

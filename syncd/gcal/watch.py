@@ -42,7 +42,7 @@ class Watcher:
         events = self.m.google.events
         try:
             channel = self.m.google.execute(events.watch(calendarId=link.calendar_id, body=body),
-                                            creds, "events.watch")
+                                            creds, "events.watch", user_id)
         except Exception as exc:
             raise self.m.fail(user_id, exc) from exc
         now = self.m.clock.now()
@@ -59,7 +59,7 @@ class Watcher:
         if old[0] and old[1]:  # the new channel is live: the old one can go
             try:
                 self.m.google.execute(self.m.google.calendar.channels().stop(
-                    body={"id": old[0], "resourceId": old[1]}), creds, "channels.stop")
+                    body={"id": old[0], "resourceId": old[1]}), creds, "channels.stop", user_id)
             except Exception as exc:  # noqa: BLE001 (it expires by itself anyway)
                 log.info("stopping an old channel failed: %s", exc)
         self.m.keep_tokens(user_id, creds, before)

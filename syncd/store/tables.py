@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, TypeDecorator, UniqueConstraint, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
 from sqlmodel import Field, SQLModel
 
 
@@ -262,3 +271,13 @@ class SharedKey(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=64)
     value: str
     created_at: datetime = _ts(nullable=False)
+
+
+class RateWindow(SQLModel, table=True):
+    """Google requests sent in the last minute (G14), per user and one for the project: in
+    the database, so every node draws on the same allowance."""
+
+    __tablename__ = "rate_windows"
+    key: str = Field(primary_key=True, max_length=160)  # "user:<id>" or "project"
+    second: int = Field(sa_type=BigInteger)  # the Unix second of the newest count
+    counts: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))

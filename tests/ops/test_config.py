@@ -81,3 +81,31 @@ def test_db_upgrade_on_an_empty_database_then_status(tmp_path: Path, db_url: str
     assert status.returncode == 0, status.stderr
     report = json.loads(status.stdout)
     assert report["database"] == db_url.split(":")[0] and report["users"] == 0
+
+
+def test_settings_yaml_names_every_setting() -> None:
+    # The shipped file is the operator's reference: a setting missing from it is one nobody
+    # knows to set, and a key the daemon doesn't know is a typo it would reject at start.
+    from pydantic import BaseModel
+
+    from syncd.settings import Settings
+
+    def keys(model: type[BaseModel], prefix: str = "") -> set[str]:
+        out = set()
+        for name, field in model.model_fields.items():
+            key = prefix + (field.alias or name)
+            sub = field.annotation
+            if isinstance(sub, type) and issubclass(sub, BaseModel):
+                out |= keys(sub, key + ".")
+            else:
+                out.add(key)
+        return out
+
+    def written(doc: dict, prefix: str = "") -> set[str]:
+        out = set()
+        for k, v in doc.items():
+            out |= written(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k}
+        return out
+
+    doc = yaml.safe_load((Path(__file__).parents[2] / "settings.yaml").read_text())
+    assert written(doc) == keys(Settings)

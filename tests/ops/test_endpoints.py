@@ -181,20 +181,6 @@ def test_notification_lag_is_observed_when_timers_fire(api: Api) -> None:
     assert m['syncd_notification_lag_seconds_bucket{le="5.0"}'] == 1
 
 
-def test_google_figures(api: Api) -> None:
-    api.node.metrics.google_api_call("events.insert", 200)
-    api.node.metrics.google_api_call("events.insert", 200)
-    api.node.metrics.google_api_call("events.patch", 403)
-    api.node.metrics.google_api_call("events.list", "error")
-    api.node.metrics.observe_sync_lag(7.5)
-    m = metrics(api)
-    assert m['syncd_google_api_calls_total{method="events.insert",status="200"}'] == 2
-    assert m['syncd_google_api_calls_total{method="events.patch",status="403"}'] == 1
-    assert m['syncd_google_api_calls_total{method="events.list",status="error"}'] == 1
-    assert m["syncd_google_sync_lag_seconds_count"] == 1
-    assert m['syncd_google_sync_lag_seconds_bucket{le="10.0"}'] == 1
-
-
 def test_each_node_has_its_own_registry(tmp_path: Path) -> None:
     clock = ManualClock(START)
     a = build(make_settings(tmp_path / "a"), clock)

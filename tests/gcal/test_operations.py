@@ -1,6 +1,9 @@
-"""/healthz names the users whose Google sync is not working, and why, without failing the node."""
+"""What an operator sees of the mirror: /healthz names the users whose Google sync is not
+working, and why, without failing the node; /metrics counts Google calls and the sync lag."""
 
 from __future__ import annotations
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from syncd import health
 from tests.gcal.conftest import Mirror, add_people
@@ -52,3 +55,41 @@ def test_failing_calendar_sync_is_reported_per_user_and_clears_when_it_recovers(
     mirror.connect("dan")
     mirror.sync()
     assert calendar_sync(mirror) == {"ok": True, "failing_users": []}
+
+
+def metrics(m: Mirror) -> dict[str, float]:
+    text = m.client.get("/metrics").text
+    return {f"{s.name}{{{','.join(f'{k}={v}' for k, v in sorted(s.labels.items()))}}}": s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def test_metrics_count_google_calls_by_method_and_status_and_the_sync_lag(mirror: Mirror):
+    setup_pair(mirror)  # a calendar made, an event inserted, a pull
+    m = metrics(mirror)
+    assert m["syncd_google_api_calls_total{method=calendars.insert,status=200}"] == 1
+    assert m["syncd_google_api_calls_total{method=events.insert,status=200}"] == 1
+    assert m["syncd_google_api_calls_total{method=events.list,status=200}"] >= 1
+    assert m["syncd_google_sync_lag_seconds_count{}"] == 1  # the insert
+
+    mirror.emu.faults.script(count=1, method="events.patch", status=503)
+    mirror.task("t1", "ann", text="Moved on")
+    mirror.clock.advance(seconds=7)  # the push runs 7 s after the change
+    mirror.sync()
+    m = metrics(mirror)
+    assert m["syncd_google_api_calls_total{method=events.patch,status=503}"] == 1
+    assert m["syncd_google_sync_lag_seconds_count{}"] == 1  # a failed write is no sync
+    mirror.advance(minutes=5)  # its backoff
+    m = metrics(mirror)
+    assert m["syncd_google_api_calls_total{method=events.patch,status=200}"] == 1
+    assert m["syncd_google_sync_lag_seconds_count{}"] == 2
+    assert m["syncd_google_sync_lag_seconds_bucket{le=5.0}"] == 1  # the first, at once
+    assert m["syncd_google_sync_lag_seconds_sum{}"] >= 7 + 60
+
+    phone = mirror.google("bob")  # done in Google (G10): the pull applies it to the task
+    [event] = mirror.events("bob")
+    phone.events().patch(calendarId=mirror.calendar("bob")["calendar_id"], eventId=event["id"],
+                         body={"summary": "✓ " + event["summary"]}).execute()
+    mirror.advance(minutes=2)
+    assert mirror.req("GET", "/v1/tasks/t1").json()["completed_at"] is not None
+    # The completion pulled, then the CRM's side of it written back (graphite, G7).
+    assert metrics(mirror)["syncd_google_sync_lag_seconds_count{}"] == 4
