@@ -72,7 +72,8 @@ class VapidKey:
                                               serialization.NoEncryption())
 
     def authorization(self, endpoint: str, subject: str, now: float | None = None) -> str:
-        """`Authorization: vapid t=<JWT>, k=<public key>` for one push service origin."""
+        """`Authorization: vapid t=<JWT>, k=<public key>` for one push service origin. The
+        expiry is wall time, not the injected clock: the push service judges it by its own."""
         url = urlsplit(endpoint)
         claims = {"aud": f"{url.scheme}://{url.netloc}",
                   "exp": int((now or time.time()) + JWT_LIFETIME), "sub": subject}
