@@ -120,6 +120,8 @@ class ApnsSettings(Section):
     # How long APNs keeps a notification for a phone that is offline.
     ttl_seconds: int = Field(43200, ge=0, le=2419200)
     timeout_seconds: float = Field(10.0, gt=0, le=120)
+    # CA bundle (PEM) to verify APNs' certificate (a TLS-inspecting proxy); empty: the public CAs.
+    ca_file: str = ""
 
     @field_validator("base_url")
     @classmethod

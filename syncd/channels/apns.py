@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import ssl
 import threading
 import uuid
 from datetime import datetime, timedelta
@@ -74,8 +75,9 @@ class ApnsClient:
         self.base = settings.base_url.rstrip("/")
         # Apple speaks only HTTP/2: https negotiates it by ALPN; plain http (a local stand-in)
         # can only start it by prior knowledge.
+        verify = ssl.create_default_context(cafile=settings.ca_file) if settings.ca_file else True
         self.http = httpx.Client(http2=True, http1=not self.base.startswith("http://"),
-                                 timeout=settings.timeout_seconds)
+                                 verify=verify, timeout=settings.timeout_seconds)
         self._token: tuple[str, datetime] | None = None
         self._token_lock = threading.Lock()
 

@@ -201,10 +201,11 @@ class HttpServer:
 
 @dataclass
 class Http2Server:
-    """Like HttpServer, but HTTP/2 only, cleartext by prior knowledge (h2c), as a client that
-    speaks only HTTP/2 reaches a local stand-in: hypercorn serving a small ASGI app."""
+    """Like HttpServer, but HTTP/2 only (hypercorn serving a small ASGI app): over TLS with
+    `cert`, offering only h2 by ALPN as Apple does; else cleartext by prior knowledge (h2c)."""
 
     respond: Callable[[Request], Reply]
+    cert: Cert | None = None
     requests: list[Request] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -242,6 +243,9 @@ class Http2Server:
         config.bind = [f"fd://{sock.detach()}"]
         config.graceful_timeout = 0.5
         config.accesslog = config.errorlog = None
+        if self.cert is not None:
+            config.certfile, config.keyfile = str(self.cert.cert_file), str(self.cert.key_file)
+            config.alpn_protocols = ["h2"]
         self.loop = asyncio.new_event_loop()
         self.stopping = asyncio.Event()
         self.thread = threading.Thread(
@@ -252,7 +256,7 @@ class Http2Server:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.cert else 'http'}://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.stopping.set)
@@ -286,12 +290,12 @@ class Apns:
     `scripted` holds replies for the device token (one per request)."""
 
     def __init__(self, public_key: ec.EllipticCurvePublicKey, key_id: str, team_id: str,
-                 clock: Callable[[], dt.datetime]) -> None:
+                 clock: Callable[[], dt.datetime], cert: Cert | None = None) -> None:
         self.public_key, self.key_id, self.team_id, self.clock = public_key, key_id, team_id, clock
         self.scripted: dict[str, list[Reply]] = {}
         self.expired: set[str] = set()  # JWTs to call ExpiredProviderToken whatever their age
         self.answered: list[tuple[Request, int]] = []
-        self.server = Http2Server(self.respond).start()
+        self.server = Http2Server(self.respond, cert).start()
 
     @property
     def url(self) -> str:

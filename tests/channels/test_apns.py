@@ -21,7 +21,7 @@ from syncd.channels.registry import Registry
 from syncd.clock import ManualClock
 from syncd.settings import SettingsError
 from tests.channels.conftest import MakeApi, deliveries
-from tests.channels.servers import Apns, Request, apns_reply, b64url_decode
+from tests.channels.servers import Apns, Cert, Request, apns_reply, b64url_decode, self_signed
 from tests.channels.test_fcm import Fcm, register
 from tests.conftest import START, Api
 
@@ -208,6 +208,48 @@ def test_unavailable_then_back_delivers_once(make_api: MakeApi, apns: Apns, tmp_
     assert first.json() == again.json()
     api.advance(minutes=10)
     assert len(apns.server.requests) == 2
+
+
+@pytest.fixture
+def apns_tls(clock: ManualClock, tmp_path: Path) -> Iterator[tuple[Apns, Cert]]:
+    """The stand-in as Apple runs it: HTTPS, offering only h2 by ALPN."""
+    cert = self_signed(tmp_path)
+    stand_in = Apns(signing_key().public_key(), KEY_ID, TEAM_ID, clock.now, cert=cert)
+    yield stand_in, cert
+    stand_in.server.stop()
+    assert stand_in.server.errors == [], stand_in.server.errors
+
+
+def test_over_tls_http2_is_negotiated_by_alpn(apns_tls: tuple[Apns, Cert], make_api: MakeApi,
+                                              tmp_path: Path) -> None:
+    # (apns_tls first: it outlives the node, whose teardown closes its connection to it)
+    apns, cert = apns_tls
+    assert apns.url.startswith("https://")
+    api = make_api(apns=apns_settings(apns, tmp_path, ca_file=str(cert.cert_file)))
+    api.user("ann")
+    api.user("bob")
+    register(api, "bob", phone("bob"), provider="apns")
+    api.task("t1", "ann", text="Call", responsible_id="bob", due_at=LATER)
+    api.advance(seconds=0)
+    [row] = deliveries(api, "mobile")
+    assert row["state"] == "sent"
+    [req] = apns.delivered()
+    assert req.http_version == "2" and claims(req)["iss"] == TEAM_ID
+
+
+def test_an_untrusted_certificate_is_retried_and_keeps_the_device(
+        apns_tls: tuple[Apns, Cert], make_api: MakeApi, tmp_path: Path) -> None:
+    apns, _ = apns_tls  # its certificate is nobody's CA: not in the public CAs syncd trusts
+    api = make_api(apns=apns_settings(apns, tmp_path))
+    api.user("ann")
+    api.user("bob")
+    register(api, "bob", phone("bob"), provider="apns")
+    api.task("t1", "ann", text="Call", responsible_id="bob", due_at=LATER)
+    api.advance(seconds=0)
+    [row] = deliveries(api, "mobile")
+    assert row["state"] == "pending" and "ConnectError" in row["reason"]
+    assert apns.server.requests == []  # nothing was said to a server that proved nothing
+    assert [d.token for d in Registry(api.node.db, api.clock).devices("bob")] == [phone("bob")]
 
 
 def test_provider_token_is_reused_then_renewed_after_50_minutes(
