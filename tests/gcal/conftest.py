@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 from fastapi.testclient import TestClient
 
 from syncd.api.app import create_app
@@ -93,16 +95,24 @@ class Mirror(Api):
                       client_options={"api_endpoint": self.emu.api_endpoint})
 
 
-@pytest.fixture
-def mirror(emulator: EmulatorServer, tmp_path: Path) -> Iterator[Mirror]:
+@contextmanager
+def running_mirror(emulator: EmulatorServer, tmp_path: Path, url: str = "") -> Iterator[Mirror]:
     clock = ManualClock(START)
-    settings = make_settings(tmp_path, google=google_settings(emulator, tmp_path))
-    node = build(settings, clock)
+    google = google_settings(emulator, tmp_path)
+    if url.startswith("postgresql"):  # nodes on PostgreSQL share an installed key, not a made one
+        Path(google["token_key_file"]).write_bytes(Fernet.generate_key())
+    node = build(make_settings(tmp_path, url, google=google), clock)
     with TestClient(create_app(node)) as client:
         m = Mirror(client, node, clock)
         m.emu = emulator
         yield m
     node.db.dispose()
+
+
+@pytest.fixture
+def mirror(emulator: EmulatorServer, tmp_path: Path) -> Iterator[Mirror]:
+    with running_mirror(emulator, tmp_path) as m:
+        yield m
 
 
 def add_people(m: Mirror, *names: str, tz: str = "Europe/Berlin") -> None:

@@ -3,11 +3,23 @@ working, and why, without failing the node; /metrics counts Google calls and the
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from syncd import health
-from tests.gcal.conftest import Mirror, add_people
+from syncd.emulator.server import EmulatorServer
+from tests.gcal.conftest import Mirror, add_people, running_mirror
 from tests.gcal.test_rules_g import DUE, setup_pair
+
+
+@pytest.fixture
+def mirror(emulator: EmulatorServer, tmp_path: Path, db_url: str) -> Iterator[Mirror]:
+    """On SQLite and on PostgreSQL: what an operator sees comes from queries."""
+    with running_mirror(emulator, tmp_path, db_url) as m:
+        yield m
 
 
 def calendar_sync(m: Mirror) -> dict:
