@@ -314,6 +314,15 @@ class Mirror:
         except Exception as exc:
             raise self.fail(user_id, exc) from exc
         self.keep_tokens(user_id, creds, before)
+        if not self._switch_on(user_id, calendar_id):
+            if created:  # after the transaction: Google is never called holding its locks
+                self._drop_calendar(user_id, creds, calendar_id)
+            return
+        self.service.wake()
+
+    def _switch_on(self, user_id: str, calendar_id: str) -> bool:
+        """The mirror on with this calendar, its tasks queued for Google; False if another run
+        of setup (or a disconnect) came first."""
         now = self.clock.now()
         since = now - timedelta(days=self.g.backfill_days)
         with self.db.transaction() as s:
@@ -324,9 +333,7 @@ class Mirror:
             link = s.execute(select(CalendarLink).where(CalendarLink.user_id == user_id)
                              .with_for_update()).scalar()
             if link is None or link.state != "connecting":
-                if created:
-                    self._drop_calendar(user_id, creds, calendar_id)
-                return
+                return False
             link.calendar_id, link.state, link.updated_at = calendar_id, "on", now
             link.sync_token = None
             s.add(link)
@@ -341,7 +348,7 @@ class Mirror:
             self.ensure(s, PULL_JOB, user_id, now)
             if self.g.webhook_url:
                 self.ensure(s, WATCH_JOB, user_id, now)
-        self.service.wake()
+        return True
 
     def _create_calendar(self, user: User, creds: Credentials) -> str:
         # calendar.app.created may not list calendars, so one created by a node that died

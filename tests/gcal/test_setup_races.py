@@ -13,7 +13,6 @@ from urllib.parse import urlparse
 
 import httpx
 import pytest
-from cryptography.fernet import Fernet
 from fastapi.testclient import TestClient
 
 from syncd.api.app import create_app
@@ -24,7 +23,7 @@ from syncd.gcal.mirror import Mirror as MirrorService
 from syncd.jobs.queue import ClaimedJob
 from syncd.store.tables import CalendarLink
 from tests.conftest import START, make_settings
-from tests.gcal.conftest import Mirror, add_people, google_settings
+from tests.gcal.conftest import Mirror, add_people, google_settings, running_mirror
 
 pytestmark = pytest.mark.postgres
 
@@ -34,14 +33,14 @@ HOLD = 2.0  # how long a held setup waits for the other party before going on an
 
 @pytest.fixture
 def pg_mirror(postgres, emulator: EmulatorServer, tmp_path: Path) -> Iterator[Mirror]:
-    google = google_settings(emulator, tmp_path)
-    Path(google["token_key_file"]).write_bytes(Fernet.generate_key())  # nodes share one key
-    settings = make_settings(tmp_path, postgres.create_database(), google=google)
-    node = build(settings, ManualClock(START))
-    m = Mirror(TestClient(create_app(node)), node, node.clock)  # type: ignore[arg-type]
-    m.emu = emulator
-    yield m
-    node.db.dispose()
+    with running_mirror(emulator, tmp_path, postgres.create_database()) as m:
+        yield m
+
+
+@pytest.fixture
+def any_mirror(emulator: EmulatorServer, tmp_path: Path, db_url: str) -> Iterator[Mirror]:
+    with running_mirror(emulator, tmp_path, db_url) as m:
+        yield m
 
 
 def consent(m: Mirror, user_id: str) -> None:
@@ -123,13 +122,13 @@ def test_a_task_created_while_setup_switches_on_is_mirrored(
 
 
 def test_a_second_run_of_setup_changes_nothing(
-        pg_mirror: Mirror, monkeypatch: pytest.MonkeyPatch):
+        any_mirror: Mirror, monkeypatch: pytest.MonkeyPatch):
     """Setup's job taken over while its first run is still at work (the lease ran out): two
     runs, two new calendars. The first to switch the mirror on wins; the other run must not
     switch it on again with its own calendar (the events already pushed to the first would
     stay there, and the outbox, finding them synced, would never write them to the second),
     and its unused calendar is removed."""
-    m = pg_mirror
+    m = any_mirror
     add_people(m, "ann", "bob")
     for i in range(3):
         m.task(f"t{i}", "ann", text=f"Task {i}", type="call", responsible_id="bob", due_at=DUE)
