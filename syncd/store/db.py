@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -54,12 +54,12 @@ class Database:
             # 100 ms and lets a steady stream of writers starve one for seconds (8 concurrent
             # upserts: p99 8 s without, 2 s with, on a loaded 2-core box). Other processes on
             # the same file still meet the busy timeout.
-            self._write_lock: Any = threading.RLock()
+            self._write_lock = threading.Lock()
+            self._local = threading.local()  # is this thread in a write transaction?
         else:
             url = url.replace("postgresql://", "postgresql+psycopg://", 1)
             self.engine = create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
             self.read_engine = self.engine
-            self._write_lock = nullcontext()
 
     @property
     def is_postgres(self) -> bool:
@@ -67,10 +67,24 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """A read-write unit of work: committed on success, rolled back on any exception."""
-        with (self._write_lock, Session(self.engine, expire_on_commit=False) as session,
-              session.begin()):
-            yield session
+        """A read-write unit of work: committed on success, rolled back on any exception.
+
+        Not to be opened inside another on the same thread (that would hold the outer one's
+        locks across whatever runs in between, a call to Google say): on SQLite the inner one
+        would wait for the outer's lock forever, so there it is refused at once."""
+        if self.is_postgres:
+            with Session(self.engine, expire_on_commit=False) as session, session.begin():
+                yield session
+            return
+        if getattr(self._local, "writing", False):
+            raise RuntimeError("a write transaction opened inside another on the same thread")
+        self._local.writing = True
+        try:
+            with (self._write_lock, Session(self.engine, expire_on_commit=False) as session,
+                  session.begin()):
+                yield session
+        finally:
+            self._local.writing = False
 
     @contextmanager
     def read(self) -> Iterator[Session]:
