@@ -19,6 +19,7 @@ from syncd.channels.registry import Registry
 from syncd.clock import ManualClock
 from syncd.daemon import Node, build
 from syncd.settings import Settings
+from syncd.store.db import Database
 from tests.support.postgres import Postgres, pg_bin
 
 API_KEY = "test-api-key-0123456789"
@@ -40,6 +41,15 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'syncd.db'}"
     return request.getfixturevalue("postgres").create_database()
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    """A migrated database, once on SQLite and once on PostgreSQL."""
+    d = Database(db_url)
+    d.upgrade()
+    yield d
+    d.dispose()
 
 
 def make_settings(tmp_path: Path, url: str = "", **overrides: object) -> Settings:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
@@ -22,14 +21,6 @@ from tests.conftest import START
 LEASE = 60
 SETTINGS = JobSettings(batch_size=50, lease_seconds=LEASE, max_attempts=4,
                        backoff_base_seconds=10, backoff_max_seconds=25)
-
-
-@pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    d = Database(db_url)
-    d.upgrade()
-    yield d
-    d.dispose()
 
 
 def add(db: Database, key: str, due: datetime, kind: str = "test", now: datetime = START,

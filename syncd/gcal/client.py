@@ -101,6 +101,13 @@ class OAuthClient:
                             "redirect_uris": list(self.redirect_uris)}}
 
 
+def _quick_retries() -> Retrying:
+    """Two more tries within a few seconds, jittered, for transient faults only (G14)."""
+    return Retrying(stop=stop_after_attempt(3), reraise=True,
+                    wait=wait_random_exponential(multiplier=0.2, max=2),
+                    retry=retry_if_exception(lambda e: classify(e) is Fault.RETRY))
+
+
 class Google:
     """One per node. The discovery document is parsed once; each call runs on an http object
     authorised with that user's credentials."""
@@ -156,10 +163,7 @@ class Google:
             self.on_call(method, 200)
             return result
 
-        retrying = Retrying(stop=stop_after_attempt(3), reraise=True,
-                            wait=wait_random_exponential(multiplier=0.2, max=2),
-                            retry=retry_if_exception(lambda e: classify(e) is Fault.RETRY))
-        return retrying(once)
+        return _quick_retries()(once)
 
     def revoke(self, creds: Credentials) -> None:
         """Revoke the grant at Google (G1). Revoking the refresh token revokes the whole grant."""
@@ -177,7 +181,4 @@ class Google:
         """The caller has taken the batch's requests from the limits (`limits.take`); the
         quick retries of a failed round trip are not counted again."""
         http = self.authorized(creds)
-        retrying = Retrying(stop=stop_after_attempt(3), reraise=True,
-                            wait=wait_random_exponential(multiplier=0.2, max=2),
-                            retry=retry_if_exception(lambda e: classify(e) is Fault.RETRY))
-        retrying(lambda: batch.execute(http=http))
+        _quick_retries()(lambda: batch.execute(http=http))

@@ -37,8 +37,6 @@ PUSH_JOB, PULL_JOB, SETUP_JOB, WATCH_JOB = "gcal_push", "gcal_pull", "gcal_setup
 LIVE = ("on", "paused")  # states in which task changes queue up for Google
 CALENDAR_MARK = "syncd"  # in the dedicated calendar's description, for people who look
 TURN_WAIT = timedelta(seconds=0.25)  # how soon a push or pull waiting for its turn looks again
-
-
 JOBS = (PUSH_JOB, PULL_JOB, SETUP_JOB, WATCH_JOB)
 GROUP_PREFIX = "user:"
 

@@ -220,19 +220,24 @@ def apns_tls(clock: ManualClock, tmp_path: Path) -> Iterator[tuple[Apns, Cert]]:
     assert stand_in.server.errors == [], stand_in.server.errors
 
 
-def test_over_tls_http2_is_negotiated_by_alpn(apns_tls: tuple[Apns, Cert], make_api: MakeApi,
-                                              tmp_path: Path) -> None:
-    # (apns_tls first: it outlives the node, whose teardown closes its connection to it)
-    apns, cert = apns_tls
-    assert apns.url.startswith("https://")
-    api = make_api(apns=apns_settings(apns, tmp_path, ca_file=str(cert.cert_file)))
+def task_for_bobs_iphone(api: Api) -> dict:
+    """Ann sets Bob a task; Bob has an iPhone. Returns the mobile delivery once tried."""
     api.user("ann")
     api.user("bob")
     register(api, "bob", phone("bob"), provider="apns")
     api.task("t1", "ann", text="Call", responsible_id="bob", due_at=LATER)
     api.advance(seconds=0)
     [row] = deliveries(api, "mobile")
-    assert row["state"] == "sent"
+    return row
+
+
+def test_over_tls_http2_is_negotiated_by_alpn(apns_tls: tuple[Apns, Cert], make_api: MakeApi,
+                                              tmp_path: Path) -> None:
+    # (apns_tls first: it outlives the node, whose teardown closes its connection to it)
+    apns, cert = apns_tls
+    assert apns.url.startswith("https://")
+    api = make_api(apns=apns_settings(apns, tmp_path, ca_file=str(cert.cert_file)))
+    assert task_for_bobs_iphone(api)["state"] == "sent"
     [req] = apns.delivered()
     assert req.http_version == "2" and claims(req)["iss"] == TEAM_ID
 
@@ -241,12 +246,7 @@ def test_an_untrusted_certificate_is_retried_and_keeps_the_device(
         apns_tls: tuple[Apns, Cert], make_api: MakeApi, tmp_path: Path) -> None:
     apns, _ = apns_tls  # its certificate is nobody's CA: not in the public CAs syncd trusts
     api = make_api(apns=apns_settings(apns, tmp_path))
-    api.user("ann")
-    api.user("bob")
-    register(api, "bob", phone("bob"), provider="apns")
-    api.task("t1", "ann", text="Call", responsible_id="bob", due_at=LATER)
-    api.advance(seconds=0)
-    [row] = deliveries(api, "mobile")
+    row = task_for_bobs_iphone(api)
     assert row["state"] == "pending" and "ConnectError" in row["reason"]
     assert apns.server.requests == []  # nothing was said to a server that proved nothing
     assert [d.token for d in Registry(api.node.db, api.clock).devices("bob")] == [phone("bob")]

@@ -20,14 +20,6 @@ from tests.gcal.conftest import Mirror, add_people, google_settings
 from tests.gcal.test_rules_g import DUE
 
 
-@pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    d = Database(db_url)
-    d.upgrade()
-    yield d
-    d.dispose()
-
-
 def test_no_sixty_seconds_hold_more_than_the_limit_per_user_or_for_the_project(db: Database):
     clock = ManualClock(START)
     limits = RateLimits(db, clock, per_user=10, per_project=15)
